@@ -25,7 +25,7 @@ EXAMPLES: dict[str, ExampleSpec] = {
             metric=Metric.ACCURACY,
             floor=0.97,
             floor_text="test accuracy ≥ 0.97",
-            default_epochs=15,
+            default_epochs=20,
             module="edgekit.examples.digits_cnn",
         ),
         ExampleSpec(

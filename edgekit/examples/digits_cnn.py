@@ -1,6 +1,6 @@
 """digits-cnn: the MNIST lesson on scikit-learn's bundled 8×8 digits, scaled up to 28×28×1.
 
-Conv → Pool → Conv → Pool → Flatten → Dense → softmax over the ten digits.
+Conv → Pool → Conv → Pool → Flatten → Dropout → Dense → softmax over the ten digits.
 """
 
 from __future__ import annotations
@@ -37,11 +37,13 @@ def build_model() -> Any:
     from keras import layers
 
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name=INPUT_NAME)
-    x = layers.Conv2D(16, 3, activation="relu", padding="same")(inputs)
+    x = layers.Conv2D(32, 3, activation="relu", padding="same")(inputs)
     x = layers.MaxPooling2D()(x)
-    x = layers.Conv2D(32, 3, activation="relu", padding="same")(x)
+    x = layers.Conv2D(64, 3, activation="relu", padding="same")(x)
     x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
+    # 1,347 training images are few for a CNN: dropout keeps the test accuracy steady across seeds.
+    x = layers.Dropout(0.3)(x)
     x = layers.Dense(64, activation="relu")(x)
     outputs = layers.Dense(10, activation="softmax", name="probabilities")(x)
     model = keras.Model(inputs, outputs, name="digits_cnn")
