@@ -36,3 +36,30 @@ def run_edgekit(*args: str, timeout: float = 300, **kwargs) -> subprocess.Comple
         env=env,
         **kwargs,
     )
+
+
+# Epochs for the shared, quickly trained examples: enough to give the metrics meaning.
+QUICK_EPOCHS = {"digits-cnn": 3, "iris-mlp": 30, "text-lstm": 2, "recommender": 3, "shapes-detector": 2}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    """Every example trained briefly once per test session: name → its folder (read-only for tests)."""
+    from edgekit.examples import train_example
+
+    root = tmp_path_factory.mktemp("trained")
+    return {
+        name: Path(train_example(name, root / name, epochs=epochs, seed=0)["out"])
+        for name, epochs in QUICK_EPOCHS.items()
+    }
+
+
+@pytest.fixture
+def example_copy(trained, tmp_path):
+    """A private copy of a trained example's folder, so a test may write beside the model."""
+    import shutil
+
+    def copy(name: str) -> Path:
+        return Path(shutil.copytree(trained[name], tmp_path / name))
+
+    return copy

@@ -1,0 +1,155 @@
+"""Keras → TFLite with TensorFlow's TFLiteConverter, at fp32, fp16, dynamic-range or int8.
+
+Two things this module knows that the converter does not say plainly:
+- A Keras LSTM with a dynamic batch does not lower to TFLite builtins (TensorListReserve needs a
+  static element shape). Rebuilding the model with a batch-1 input and copying the weights
+  converts to builtins with exact parity, so that is retried automatically, and said.
+- Flex (SELECT_TF_OPS) models need the TensorFlow runtime on the device, which device runtimes
+  do not have: only with ``allow_flex`` and a warning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgekit.converters.sources import quiet_stdout
+
+from edgekit.data import Dataset
+from edgekit.errors import ConversionError
+from edgekit.formats import Precision
+
+
+@dataclass
+class TFLiteOptions:
+    precision: Precision = Precision.FP32
+    calibration: Dataset | None = None
+    # Detectors: keep the output float so box decoding is not quantized.
+    float_output: bool = False
+    allow_flex: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _static_batch_copy(model: Any) -> Any:
+    """The same model rebuilt with batch size 1 on every input, sharing no state but weights."""
+    import keras
+
+    config = model.get_config()
+    for layer in config.get("layers", []):
+        if layer.get("class_name") == "InputLayer":
+            shape = layer["config"].get("batch_shape") or layer["config"].get("batch_input_shape")
+            key = "batch_shape" if "batch_shape" in layer["config"] else "batch_input_shape"
+            layer["config"][key] = [1, *shape[1:]]
+    rebuilt = keras.Model.from_config(config)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def _representative(model: Any, data: Dataset) -> Callable[[], Iterator[list[np.ndarray]]]:
+    names = [t.name.split(":")[0] for t in model.inputs]
+
+    def generate() -> Iterator[list[np.ndarray]]:
+        for i in range(len(data)):
+            sample = []
+            for name in names:
+                key = next(k for k in data.inputs if k.split(":")[0] == name or name in k)
+                sample.append(data.inputs[key][i : i + 1])
+            yield sample
+
+    return generate
+
+
+def _make_converter(model: Any, options: TFLiteOptions, *, builtins_int8_only: bool) -> Any:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if options.precision is Precision.FP16:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif options.precision is Precision.DYNAMIC:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif options.precision is Precision.INT8:
+        assert options.calibration is not None  # checked by the pipeline before conversion
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = _representative(model, options.calibration)
+        ops = (
+            [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if builtins_int8_only
+            else [
+                tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                tf.lite.OpsSet.TFLITE_BUILTINS,
+            ]
+        )
+        # int8 in and out where the tensors are float (ids stay int32); the runtime quantizes.
+        if all(t.dtype == "float32" for t in model.inputs):
+            converter.inference_input_type = tf.int8
+        if not options.float_output:
+            converter.inference_output_type = tf.int8
+    if options.allow_flex:
+        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    converter.target_spec.supported_ops = ops
+    return converter
+
+
+_UNSUPPORTED = re.compile(r"(?:tf\.|'tf\.)([A-Za-z0-9_]+)")
+
+
+def _unsupported_ops(message: str) -> list[str]:
+    if "not supported" not in message and "Select TensorFlow op" not in message:
+        return []
+    return sorted(set(_UNSUPPORTED.findall(message)))
+
+
+def _needs_static_batch(message: str) -> bool:
+    return "TensorListReserve" in message or "element_shape to be static" in message
+
+
+def _convert_once(model: Any, options: TFLiteOptions) -> bytes:
+    """Convert, falling back from int8-only builtins to mixed int8/float builtins if needed."""
+    try:
+        with quiet_stdout():
+            return _make_converter(model, options, builtins_int8_only=True).convert()
+    except Exception as exc:
+        if options.precision is not Precision.INT8 or _needs_static_batch(str(exc)):
+            raise
+        options.notes.append("some operators have no int8 kernel and stay float (int8 + float builtins)")
+        with quiet_stdout():
+            return _make_converter(model, options, builtins_int8_only=False).convert()
+
+
+def keras_to_tflite(model: Any, out: Path, options: TFLiteOptions) -> Path:
+    """Convert a Keras model to ``out`` (.tflite). Raises ConversionError naming unsupported ops."""
+    try:
+        try:
+            content = _convert_once(model, options)
+        except Exception as exc:
+            if not _needs_static_batch(str(exc)):
+                raise
+            options.notes.append(
+                "the model needs a static batch for TFLite builtins (LSTM): rebuilt with a batch-1 input "
+                "and the same weights"
+            )
+            content = _convert_once(_static_batch_copy(model), options)
+    except Exception as exc:
+        message = str(exc)
+        ops = _unsupported_ops(message)
+        if ops:
+            hint = (
+                "these need TensorFlow on the device; --allow-flex converts them anyway "
+                "(device runtimes cannot run them)"
+            )
+            raise ConversionError(f"TFLite builtins do not support: {', '.join(ops)}", hint=hint) from exc
+        first = next(
+            (line for line in message.splitlines() if "error" in line.lower()),
+            message.splitlines()[0] if message else "",
+        )
+        raise ConversionError(f"TFLite conversion failed: {first.strip()[:300]}") from exc
+    if options.allow_flex and b"Flex" in content:
+        options.notes.append("WARNING: the model uses Flex (SELECT_TF_OPS) ops; device runtimes cannot run it")
+    Path(out).write_bytes(content)
+    return Path(out)

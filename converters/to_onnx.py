@@ -1,0 +1,121 @@
+"""Keras or TFLite → ONNX with tf2onnx, and ONNX quantization with ONNX Runtime's tools.
+
+int8 is static QDQ quantization (per-channel weights, int8 activations) calibrated on the
+user's data; ``dynamic`` is int8 weights with activations quantized at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgekit.converters.sources import quiet_stdout
+
+from edgekit.data import Dataset
+from edgekit.errors import ConversionError
+from edgekit.formats import Precision
+
+OPSET = 17
+
+
+def keras_to_onnx(model: Any, out: Path) -> Path:
+    import tensorflow as tf
+    import tf2onnx
+
+    signature = [tf.TensorSpec((None, *tuple(t.shape[1:])), t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
+    try:
+        with quiet_stdout():
+            tf2onnx.convert.from_keras(model, input_signature=signature, opset=OPSET, output_path=str(out))
+    except Exception as exc:
+        raise ConversionError(f"Keras → ONNX conversion failed: {str(exc).splitlines()[0][:300]}") from exc
+    return Path(out)
+
+
+def tflite_to_onnx(source: Path, out: Path) -> Path:
+    import tf2onnx
+
+    try:
+        with quiet_stdout():
+            tf2onnx.convert.from_tflite(str(source), opset=OPSET, output_path=str(out))
+    except Exception as exc:
+        raise ConversionError(f"TFLite → ONNX conversion failed: {str(exc).splitlines()[0][:300]}") from exc
+    return Path(out)
+
+
+class _Reader:
+    """ONNX Runtime's CalibrationDataReader protocol over a Dataset, one sample at a time."""
+
+    def __init__(self, data: Dataset, input_names: list[str]) -> None:
+        self._items: Iterator[dict[str, np.ndarray]] = (
+            {name: data.inputs[_key(data, name)][i : i + 1] for name in input_names} for i in range(len(data))
+        )
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._items, None)
+
+
+def _key(data: Dataset, name: str) -> str:
+    return next(k for k in data.inputs if k == name or k.split(":")[0] == name or name in k)
+
+
+def output_producers(path: Path) -> list[str]:
+    """Names of the nodes that write the graph's outputs (the head kept float for detectors)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    outputs = {o.name for o in model.graph.output}
+    producers = [node for node in model.graph.node if outputs & set(node.output)]
+    # Walk back through shape-only nodes to the last op that computes something.
+    computing = {"Conv", "MatMul", "Gemm", "Add"}
+    by_output = {out: node for node in model.graph.node for out in node.output}
+    names = []
+    for node in producers:
+        while node.op_type not in computing and node.input and node.input[0] in by_output:
+            names.append(node.name)
+            node = by_output[node.input[0]]
+        names.append(node.name)
+    return names
+
+
+def quantize_onnx(
+    source: Path, out: Path, precision: Precision, calibration: Dataset | None, *, keep_head_float: bool
+) -> Path:
+    try:
+        with quiet_stdout():
+            return _quantize_onnx(source, out, precision, calibration, keep_head_float=keep_head_float)
+    except ConversionError:
+        raise
+    except Exception as exc:
+        raise ConversionError(f"ONNX {precision.value} quantization failed: {str(exc).splitlines()[0][:300]}") from exc
+
+
+def _quantize_onnx(
+    source: Path, out: Path, precision: Precision, calibration: Dataset | None, *, keep_head_float: bool
+) -> Path:
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if precision is Precision.DYNAMIC:
+        quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8)
+        return Path(out)
+    assert calibration is not None  # the pipeline checks this before converting
+    prepared = Path(out).with_suffix(".pre.onnx")
+    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+    session = ort.InferenceSession(str(prepared), providers=["CPUExecutionProvider"])
+    input_names = [i.name for i in session.get_inputs()]
+    quantize_static(
+        str(prepared),
+        str(out),
+        _Reader(calibration, input_names),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+        nodes_to_exclude=output_producers(prepared) if keep_head_float else None,
+    )
+    prepared.unlink(missing_ok=True)
+    return Path(out)

@@ -1,0 +1,60 @@
+"""Keras, ONNX or TFLite → OpenVINO IR (.xml + .bin): fp32, fp16-compressed, or int8 by NNCF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgekit.converters.sources import quiet_stdout
+
+from edgekit.data import Dataset
+from edgekit.errors import ConversionError
+from edgekit.formats import Precision
+
+
+def to_openvino(
+    source: Path | Any,
+    out: Path,
+    precision: Precision,
+    calibration: Dataset | None,
+    *,
+    keep_head_float: bool = False,
+) -> Path:
+    """``source`` is a model file OpenVINO reads (.onnx, .tflite) or an in-memory Keras model."""
+    import openvino as ov
+
+    try:
+        with quiet_stdout():
+            model = ov.convert_model(str(source) if isinstance(source, Path) else source)
+            if precision is Precision.INT8:
+                model = _quantize(model, calibration, keep_head_float=keep_head_float)
+        ov.save_model(model, str(out), compress_to_fp16=precision is Precision.FP16)
+    except ConversionError:
+        raise
+    except Exception as exc:
+        raise ConversionError(f"OpenVINO conversion failed: {str(exc).strip().splitlines()[0][:300]}") from exc
+    return Path(out)
+
+
+def _quantize(model: Any, calibration: Dataset | None, *, keep_head_float: bool) -> Any:
+    import nncf
+
+    assert calibration is not None  # the pipeline checks this before converting
+    names = [port.get_any_name() for port in model.inputs]
+
+    def key(name: str) -> str:
+        short = name.split(":")[0]
+        return next(k for k in calibration.inputs if k == name or k.split(":")[0] == short or short in k)
+
+    items = [{name: calibration.inputs[key(name)][i : i + 1] for name in names} for i in range(len(calibration))]
+    ignored = None
+    if keep_head_float:
+        heads = [result.input_value(0).get_node().get_friendly_name() for result in model.get_results()]
+        ignored = nncf.IgnoredScope(names=heads, validate=False)
+    return nncf.quantize(
+        model,
+        nncf.Dataset(items),
+        subset_size=len(items),
+        preset=nncf.QuantizationPreset.MIXED,
+        ignored_scope=ignored,
+    )

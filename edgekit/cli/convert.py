@@ -1,0 +1,119 @@
+"""``edgekit convert``: one command from a server model to a checked edge artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from edgekit.cli.output import emit_json, human_bytes, log, stdout
+from edgekit.data import DEFAULT_CALIBRATION_SAMPLES
+from edgekit.errors import QualityGateFailed
+from edgekit.formats import FORMATS, get_format, parse_precision
+
+
+def _metric_text(metric: dict[str, Any] | None) -> str:
+    if not metric:
+        return "—"
+    unit = "%" if metric["name"] == "rmse" else " pt"
+    return f"{metric['name']} {metric['source']:.4f} → {metric['artifact']:.4f} (drop {metric['drop']:.2f}{unit})"
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    if "ladder" in report:
+        ladder = Table(title="quantization ladder (smallest first)")
+        for column in ("precision", "size", "metric", "drop", "within budget", ""):
+            ladder.add_column(column)
+        for rung in report["ladder"]:
+            metric = rung["metric"]
+            ladder.add_row(
+                rung["precision"],
+                human_bytes(rung["size_bytes"]),
+                f"{metric['artifact']:.4f}" if metric else "—",
+                f"{metric['drop']:.2f}" if metric else "—",
+                "yes" if rung["passed"] else "no",
+                "← chosen" if rung["chosen"] else "",
+            )
+        stdout.print(ladder)
+    parity = report["parity"]
+    table = Table(title=f"{report['source']} → {report['format']} {report['precision']}", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    ratio = report["size_bytes"] / report["source_size_bytes"] if report["source_size_bytes"] else float("nan")
+    table.add_row("artifact", report["artifact"])
+    table.add_row(
+        "size", f"{human_bytes(report['size_bytes'])} ({ratio:.2f} × source {human_bytes(report['source_size_bytes'])})"
+    )
+    agreement = parity.get("top1_agreement")
+    table.add_row(
+        "parity",
+        (f"top-1 agreement {agreement:.2%}, " if agreement is not None else "")
+        + f"max |error| {parity['max_abs_error']:.3g}, SNR {parity['snr_db']:.1f} dB",
+    )
+    table.add_row("metric", _metric_text(report["metric"]))
+    gate = report["gate"]
+    table.add_row(
+        "gate", "—" if gate is None else f"max drop {gate['max_drop']}: {'PASSED' if gate['passed'] else 'FAILED'}"
+    )
+    table.add_row("checked on", f"{report['evaluation']['samples']} samples of {report['evaluation']['origin']}")
+    table.add_row("manifest", report["manifest"])
+    table.add_row("time", f"{report['seconds']:.1f} s")
+    for note in report["notes"]:
+        table.add_row("note", note)
+    stdout.print(table)
+
+
+def convert(
+    source: Path = typer.Argument(..., help="Model to convert: .keras, .h5, SavedModel folder, .tflite or .onnx."),
+    to: str = typer.Option(..., "--to", help=f"Target format: {', '.join(FORMATS)}."),
+    quant: str = typer.Option(
+        "fp32", "--quant", help="fp32, fp16, dynamic, int8, or auto (smallest within --max-drop)."
+    ),
+    calib: Path = typer.Option(None, "--calib", help="Calibration data: .npz, .npy or a folder of images."),
+    eval_data: Path = typer.Option(None, "--eval", help="Labeled evaluation data (default: the example's data.npz)."),
+    max_drop: float = typer.Option(None, "--max-drop", help="Quality gate: largest allowed metric drop (points)."),
+    calib_samples: int = typer.Option(DEFAULT_CALIBRATION_SAMPLES, "--calib-samples", help="Calibration samples used."),
+    out: Path = typer.Option(None, "--out", "-o", help="Artifact path (default: beside the source)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing artifact."),
+    allow_flex: bool = typer.Option(
+        False, "--allow-flex", help="TFLite: allow Flex (TensorFlow) ops; devices cannot run them."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout; logs go to stderr."),
+) -> None:
+    """Convert a model to TFLite, ONNX or OpenVINO IR, check it against its source and gate it."""
+    from edgekit.converters.pipeline import ConvertRequest
+    from edgekit.converters.pipeline import convert as run_conversion
+
+    target = get_format(to)
+    precision = parse_precision(quant)
+    if precision is None and max_drop is None:
+        log("note: --quant auto without --max-drop picks the smallest artifact that converts")
+    report = run_conversion(
+        ConvertRequest(
+            source=source,
+            target=target,
+            precision=precision,
+            calib=calib,
+            eval=eval_data,
+            max_drop=max_drop,
+            out=out,
+            force=force,
+            allow_flex=allow_flex,
+            calib_samples=calib_samples,
+        ),
+        progress=log,
+    )
+    if as_json:
+        emit_json(report)
+    else:
+        _print_report(report)
+    gate = report["gate"]
+    if gate is not None and not gate["passed"]:
+        metric = report["metric"]
+        raise QualityGateFailed(
+            f"{report['precision']} artifact drops {metric['name']} by {metric['drop']:.2f}, "
+            f"over --max-drop {gate['max_drop']}",
+            hint=f"the artifact is kept at {report['artifact']} and its manifest records the failure",
+        )

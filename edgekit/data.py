@@ -1,0 +1,208 @@
+"""Calibration and evaluation data: loaded, matched to the model's inputs and checked.
+
+Accepted:
+- an example's ``data.npz``: ``calib/<input>`` for calibration, ``test/<input>`` with
+  ``test_labels`` (or ``test_boxes``) for evaluation;
+- any ``.npz`` whose keys are the model's input names (or a single ``x``), labels in ``y``;
+- a ``.npy`` array for a single-input model;
+- a folder of images, preprocessed as the example's ``example.json`` (or the flags) say.
+
+Everything is loaded with ``allow_pickle=False``: a data file never runs code.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.errors import DataError, InputNotFoundError
+from edgekit.runtimes.base import TensorSpec
+
+DEFAULT_CALIBRATION_SAMPLES = 200
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+class Split(str, Enum):
+    CALIBRATION = "calib"
+    EVALUATION = "test"
+
+
+@dataclass
+class Dataset:
+    inputs: dict[str, np.ndarray]  # data name → (N, ...) array
+    labels: np.ndarray | None = None
+    boxes: np.ndarray | None = None  # detection truth: (image, class, x1, y1, x2, y2) in 0..1
+    origin: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+    def take(self, indices: np.ndarray) -> Dataset:
+        boxes = None
+        if self.boxes is not None:
+            # Keep the boxes of the chosen images and renumber them 0..len(indices)-1.
+            position = {int(old): new for new, old in enumerate(indices)}
+            keep = np.isin(self.boxes[:, 0].astype(int), indices)
+            boxes = self.boxes[keep].copy()
+            boxes[:, 0] = [position[int(i)] for i in boxes[:, 0]]
+        return Dataset(
+            inputs={k: v[indices] for k, v in self.inputs.items()},
+            labels=None if self.labels is None else self.labels[indices],
+            boxes=boxes,
+            origin=self.origin,
+            notes=list(self.notes),
+        )
+
+    def sample(self, count: int) -> Dataset:
+        """A deterministic, evenly spread subset of at most ``count`` samples."""
+        if len(self) <= count:
+            return self
+        return self.take(np.unique(np.linspace(0, len(self) - 1, count).round().astype(int)))
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except ValueError as exc:  # object arrays need pickle: refused
+        raise DataError(f"{path} holds Python objects, which edgekit does not load", hint="save plain arrays") from exc
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path} is not a readable .npz file ({exc})") from exc
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise DataError(f"{path} holds Python objects, which edgekit does not load", hint="save plain arrays") from exc
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path} is not a readable .npy file ({exc})") from exc
+
+
+def preprocess_image(image_bgr: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
+    """A camera/file image (BGR uint8, as OpenCV reads it) → model input, per the preprocessing record."""
+    import cv2
+
+    height, width = preprocessing["size"]
+    interpolation = cv2.INTER_AREA if preprocessing.get("resize") == "area" else cv2.INTER_LINEAR
+    resized = cv2.resize(image_bgr, (width, height), interpolation=interpolation)
+    colour = preprocessing.get("color", "rgb")
+    if colour == "gray":
+        pixels = cv2.cvtColor(resized, cv2.COLOR_BGR2GRAY)[..., np.newaxis]
+    elif colour == "rgb":
+        pixels = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+    else:
+        pixels = resized
+    scaled = pixels.astype(np.float32) * float(preprocessing.get("scale", 1.0)) + float(
+        preprocessing.get("offset", 0.0)
+    )
+    return scaled.astype(preprocessing.get("dtype", "float32"))
+
+
+def _load_image_folder(folder: Path, preprocessing: dict[str, Any] | None) -> np.ndarray:
+    import cv2
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(
+            f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})", hint="point --calib/--eval at a folder of images"
+        )
+    if not preprocessing or preprocessing.get("kind") != "image":
+        raise DataError(
+            f"no image preprocessing is known for {folder}",
+            hint="keep the example's example.json beside the model, or give --size/--color/--scale",
+        )
+    images = []
+    for file in files:
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DataError(f"{file} could not be read as an image")
+        images.append(preprocess_image(image, preprocessing))
+    return np.stack(images)
+
+
+def match_inputs(data_names: list[str], specs: list[TensorSpec], origin: str) -> dict[str, str]:
+    """Data key → model input name: exact, or contained in the input's name, or the only one."""
+    if len(specs) == 1 and len(data_names) == 1:
+        return {data_names[0]: specs[0].name}
+    mapping = {}
+    for spec in specs:
+        short = spec.name.split(":")[0]
+        found = [n for n in data_names if n == spec.name or n == short or n in short]
+        if len(found) != 1:
+            raise DataError(
+                f"{origin}: cannot tell which array feeds model input '{spec.name}' (arrays: {sorted(data_names)})",
+                hint="name each array after the model input it feeds",
+            )
+        mapping[found[0]] = spec.name
+    return mapping
+
+
+def load_dataset(
+    path: Path, split: Split, specs: list[TensorSpec], *, preprocessing: dict[str, Any] | None = None
+) -> Dataset:
+    """Load ``path`` for ``split``, keyed by model input name, and check it against ``specs``."""
+    path = Path(path)
+    if not path.exists():
+        raise InputNotFoundError(f"data {path} does not exist")
+    labels = boxes = None
+    if path.is_dir():
+        arrays = {specs[0].name: _load_image_folder(path, preprocessing)}
+    elif path.suffix == ".npy":
+        arrays = {specs[0].name: _load_npy(path)}
+    elif path.suffix == ".npz":
+        content = _load_npz(path)
+        prefix = f"{split.value}/"
+        split_keys = {k[len(prefix) :]: v for k, v in content.items() if k.startswith(prefix)}
+        if split_keys:
+            arrays = split_keys
+            if split is Split.EVALUATION:
+                labels, boxes = content.get("test_labels"), content.get("test_boxes")
+        elif any(k.startswith(("calib/", "test/")) for k in content):
+            other = "calibration" if split is Split.EVALUATION else "evaluation"
+            raise DataError(f"{path} has no {split.value}/ arrays (only {other} data)")
+        else:
+            labels = content.pop("y", None)
+            arrays = content
+    else:
+        raise DataError(f"{path.name}: data must be .npz, .npy or a folder of images")
+    if not arrays:
+        raise DataError(f"{path} holds no arrays")
+    mapping = match_inputs(list(arrays), specs, path.name)
+    dataset = Dataset({mapping[k]: v for k, v in arrays.items() if k in mapping}, labels, boxes, origin=str(path))
+    validate_dataset(dataset, specs)
+    return dataset
+
+
+def validate_dataset(dataset: Dataset, specs: list[TensorSpec]) -> None:
+    """Shape, dtype, emptiness and NaN checks, each naming the input and what was expected."""
+    counts = set()
+    for spec in specs:
+        array = dataset.inputs[spec.name]
+        where = f"{Path(dataset.origin).name}: input '{spec.name.split(':')[0]}'"
+        if array.size == 0 or array.ndim == 0:
+            raise DataError(f"{where} is empty", hint="give at least one sample")
+        want = tuple("?" if d is None else d for d in spec.shape[1:])
+        got = tuple(array.shape[1:])
+        if len(got) != len(want) or any(w != "?" and w != g for w, g in zip(want, got, strict=True)):
+            raise DataError(f"{where} has samples of shape {got}, the model expects {want}")
+        expected_float = spec.float_dtype.startswith("float")
+        if array.dtype.kind not in "fiub":
+            raise DataError(f"{where} has dtype {array.dtype}, the model expects {spec.float_dtype}")
+        if expected_float and array.dtype.kind != "f":
+            raise DataError(f"{where} has dtype {array.dtype}, the model expects {spec.float_dtype} values")
+        if not expected_float and array.dtype.kind == "f":
+            raise DataError(f"{where} has dtype {array.dtype}, the model expects {spec.dtype} ids")
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise DataError(f"{where} contains NaN or infinite values", hint="clean the data first")
+        counts.add(len(array))
+    if len(counts) > 1:
+        raise DataError(f"{dataset.origin}: inputs have different sample counts {sorted(counts)}")
+    if dataset.labels is not None and len(dataset.labels) != len(dataset):
+        raise DataError(f"{dataset.origin}: {len(dataset.labels)} labels for {len(dataset)} samples")

@@ -1,0 +1,140 @@
+"""The one interface every inference runtime sits behind.
+
+A runtime takes and returns float arrays by default: where the model's tensors are quantized,
+it quantizes inputs and dequantizes outputs with the model's own scale and zero-point, so no
+caller handles int8 by hand (``raw=True`` turns that off). Inputs and outputs are keyed by
+name; a mismatch says which input and what was expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from edgekit.errors import DataError
+
+
+@dataclass(frozen=True)
+class Quantization:
+    scale: float
+    zero_point: int
+
+    def quantize(self, values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        info = np.iinfo(dtype)
+        q = np.round(np.asarray(values, dtype=np.float32) / self.scale) + self.zero_point
+        return np.clip(q, info.min, info.max).astype(dtype)
+
+    def dequantize(self, values: np.ndarray) -> np.ndarray:
+        return (values.astype(np.float32) - self.zero_point) * np.float32(self.scale)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A model input or output. ``shape`` uses None for a dynamic dimension."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str  # numpy dtype name of the tensor as stored in the model
+    quantization: Quantization | None = None
+
+    @property
+    def batch_is_dynamic(self) -> bool:
+        return bool(self.shape) and self.shape[0] is None
+
+    @property
+    def float_dtype(self) -> str:
+        """The dtype callers use: float32 for quantized tensors, else the tensor's own."""
+        return "float32" if self.quantization else self.dtype
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        if self.quantization:
+            data["quantization"] = {"scale": self.quantization.scale, "zero_point": self.quantization.zero_point}
+        return data
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """What every runtime module provides (see runtimes/tflite.py for a small example)."""
+
+    name: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+    def run(self, feeds: dict[str, np.ndarray], *, raw: bool = False) -> dict[str, np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Runtime: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class RuntimeBase:
+    """Shared checks and context-manager plumbing; subclasses implement ``_invoke``."""
+
+    name = "base"
+
+    def __init__(self, path: Path, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
+        self.path = path
+        self.inputs = inputs
+        self.outputs = outputs
+
+    def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def check_feeds(self, feeds: dict[str, np.ndarray], *, raw: bool) -> dict[str, np.ndarray]:
+        """Validate names, shapes and dtypes; quantize float inputs unless ``raw``."""
+        expected = {spec.name for spec in self.inputs}
+        missing, unknown = expected - set(feeds), set(feeds) - expected
+        if missing or unknown:
+            raise DataError(
+                f"{self.path.name}: inputs given {sorted(feeds)}, the model expects {sorted(expected)}",
+                hint="feed every model input by its name",
+            )
+        prepared = {}
+        for spec in self.inputs:
+            value = np.asarray(feeds[spec.name])
+            if len(value.shape) != len(spec.shape) or any(
+                want is not None and want != got for want, got in zip(spec.shape, value.shape, strict=True)
+            ):
+                raise DataError(
+                    f"{self.path.name}: input '{spec.name}' has shape {tuple(value.shape)}, expected "
+                    f"{tuple('?' if d is None else d for d in spec.shape)}"
+                )
+            if spec.quantization is not None and not raw:
+                if value.dtype.kind != "f":
+                    raise DataError(f"{self.path.name}: input '{spec.name}' expects float values, got {value.dtype}")
+                value = spec.quantization.quantize(value, np.dtype(spec.dtype))
+            elif value.dtype != np.dtype(spec.dtype):
+                if not np.can_cast(value.dtype, spec.dtype, casting="same_kind"):
+                    raise DataError(
+                        f"{self.path.name}: input '{spec.name}' has dtype {value.dtype}, expected {spec.dtype}"
+                    )
+                value = value.astype(spec.dtype)
+            prepared[spec.name] = value
+        return prepared
+
+    def run(self, feeds: dict[str, np.ndarray], *, raw: bool = False) -> dict[str, np.ndarray]:
+        results = self._invoke(self.check_feeds(feeds, raw=raw))
+        out = {}
+        for spec, value in zip(self.outputs, results, strict=True):
+            if spec.quantization is not None and not raw:
+                value = spec.quantization.dequantize(value)
+            out[spec.name] = value
+        return out
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> RuntimeBase:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

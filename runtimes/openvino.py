@@ -1,0 +1,47 @@
+"""OpenVINO: an IR (.xml + .bin) or any model OpenVINO reads, compiled for CPU, GPU or AUTO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from edgekit.runtimes.base import RuntimeBase, TensorSpec
+
+from edgekit.errors import ModelError
+
+
+def _spec(port, index: int) -> TensorSpec:  # noqa: ANN001 - openvino.Output
+    names = port.get_names()
+    name = sorted(names)[0] if names else f"output_{index}"
+    partial = port.get_partial_shape()
+    shape = tuple(int(d.get_length()) if d.is_static else None for d in partial)
+    return TensorSpec(name=name, shape=shape, dtype=np.dtype(port.get_element_type().to_dtype()).name)
+
+
+class OpenVinoRuntime(RuntimeBase):
+    name = "openvino"
+
+    def __init__(self, path: Path, *, threads: int | None = None, device: str = "CPU", hint: str = "LATENCY") -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        config: dict[str, object] = {"PERFORMANCE_HINT": hint}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        try:
+            model = core.read_model(str(path))
+            self._compiled = core.compile_model(model, device, config)
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
+            raise ModelError(f"{path} is not a loadable OpenVINO model: {str(exc).splitlines()[0]}") from exc
+        self._request = self._compiled.create_infer_request()
+        inputs = [_spec(p, i) for i, p in enumerate(self._compiled.inputs)]
+        super().__init__(path, inputs, [_spec(p, i) for i, p in enumerate(self._compiled.outputs)])
+
+    def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        ordered = [feeds[spec.name] for spec in self.inputs]
+        result = self._request.infer(ordered)
+        return [np.asarray(result[port]) for port in self._compiled.outputs]
+
+    def close(self) -> None:
+        self._request = None
+        self._compiled = None

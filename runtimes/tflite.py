@@ -1,0 +1,72 @@
+"""LiteRT (TFLite): ai_edge_litert, then tflite_runtime, then TensorFlow's own tf.lite.
+
+XNNPACK is the default CPU delegate in all three; ``threads`` sets its thread count.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgekit.runtimes.base import Quantization, RuntimeBase, TensorSpec
+
+from edgekit.errors import ModelError, RuntimeUnavailable
+
+
+def interpreter_class() -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+        except ImportError:
+            try:
+                import tensorflow as tf
+            except ImportError:
+                raise RuntimeUnavailable(
+                    "no TFLite runtime is installed (ai-edge-litert, tflite-runtime or tensorflow)",
+                    hint="install one with: pip install 'edgekit[device]'",
+                ) from None
+            Interpreter = tf.lite.Interpreter  # noqa: N806
+    return Interpreter
+
+
+def _spec(detail: dict[str, Any]) -> TensorSpec:
+    signature = detail.get("shape_signature", detail["shape"])
+    shape = tuple(None if int(d) < 0 else int(d) for d in signature)
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    quantized = scale != 0.0 and np.dtype(detail["dtype"]).kind in "iu"
+    return TensorSpec(
+        name=detail["name"],
+        shape=shape,
+        dtype=np.dtype(detail["dtype"]).name,
+        quantization=Quantization(float(scale), int(zero_point)) if quantized else None,
+    )
+
+
+class TFLiteRuntime(RuntimeBase):
+    name = "tflite"
+
+    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+        Interpreter = interpreter_class()  # noqa: N806
+        try:
+            self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{path} is not a loadable TFLite model: {str(exc).splitlines()[0]}") from exc
+        self._input_details = self._interpreter.get_input_details()
+        self._output_details = self._interpreter.get_output_details()
+        # Shapes as allocated (batch 1 where the signature says -1): the interpreter runs one
+        # sample at a time unless resized, which is how a device runs it.
+        inputs = [_spec({**d, "shape_signature": d["shape"]}) for d in self._input_details]
+        super().__init__(path, inputs, [_spec(d) for d in self._output_details])
+
+    def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        for detail in self._input_details:
+            self._interpreter.set_tensor(detail["index"], feeds[detail["name"]])
+        self._interpreter.invoke()
+        return [self._interpreter.get_tensor(d["index"]) for d in self._output_details]
+
+    def close(self) -> None:
+        self._interpreter = None
