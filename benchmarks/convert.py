@@ -29,7 +29,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from edgekit.converters.pipeline import ConvertRequest, convert  # noqa: E402
-
 from edgekit.examples import EXAMPLES, train_example  # noqa: E402
 from edgekit.formats import FORMATS, Precision, get_format  # noqa: E402
 

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgekit.runtimes import Runtime, load_runtime
 
 from edgekit.data import DEFAULT_CALIBRATION_SAMPLES, Dataset, Split, load_dataset, match_inputs
 from edgekit.errors import ConfigError, ConversionError, DataError, OutputError, OutputExistsError
@@ -39,6 +38,7 @@ from edgekit.manifest import (
     tool_versions,
 )
 from edgekit.metrics import metric_drop, parity, task_metric
+from edgekit.runtimes import Runtime, load_runtime
 
 Progress = Callable[[str], None]
 EXAMPLE_DATA = "data.npz"
@@ -58,6 +58,8 @@ class ConvertRequest:
     force: bool = False
     allow_flex: bool = False
     calib_samples: int = DEFAULT_CALIBRATION_SAMPLES
+    # Image preprocessing given on the command line; overrides the example's and is recorded.
+    preprocessing: dict[str, Any] | None = None
 
 
 @dataclass
@@ -284,6 +286,8 @@ def _load_reference(source: Path, kind: SourceKind) -> tuple[Any, Runtime]:
 def _prepare(request: ConvertRequest, progress: Progress) -> Context:
     kind = source_kind(request.source)
     description = model_description(request.source)
+    if request.preprocessing:
+        description["preprocessing"] = {**(description.get("preprocessing") or {}), **request.preprocessing}
     ladder = [request.precision] if request.precision else list(request.target.ladder())
     for precision in ladder:
         plan(kind, request.target, precision)  # reject impossible routes before loading anything

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgekit.converters.sources import quiet_stdout
 
+from edgekit.converters.sources import quiet_stdout
 from edgekit.data import Dataset
 from edgekit.errors import ConversionError
 from edgekit.formats import Precision

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.converters.sources import quiet_stdout
-
 from edgekit.data import Dataset
 from edgekit.errors import ConversionError
 from edgekit.formats import Precision

@@ -113,10 +113,10 @@ def _load_image_folder(folder: Path, preprocessing: dict[str, Any] | None) -> np
         raise DataError(
             f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})", hint="point --calib/--eval at a folder of images"
         )
-    if not preprocessing or preprocessing.get("kind") != "image":
+    if not preprocessing or preprocessing.get("kind") != "image" or "size" not in preprocessing:
         raise DataError(
             f"no image preprocessing is known for {folder}",
-            hint="keep the example's example.json beside the model, or give --size/--color/--scale",
+            hint="keep the example's example.json beside the model, or give --image-size, --color and --scale",
         )
     images = []
     for file in files:

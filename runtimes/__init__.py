@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekit.runtimes.base import Runtime, TensorSpec
-
 from edgekit.errors import InputNotFoundError, ModelError, RuntimeUnavailable, UnknownNameError
+from edgekit.runtimes.base import Runtime, TensorSpec
 
 __all__ = ["RUNTIMES", "Runtime", "RuntimeEntry", "TensorSpec", "load_runtime", "runtime_for_path"]
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgekit.runtimes.base import RuntimeBase, TensorSpec
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from edgekit.runtimes.base import RuntimeBase, TensorSpec
 
 from edgekit.errors import ModelError
+from edgekit.runtimes.base import RuntimeBase, TensorSpec
 
 # ONNX Runtime's type strings → numpy dtype names.
 _ONNX_TYPES = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from edgekit.runtimes.base import RuntimeBase, TensorSpec
 
 from edgekit.errors import ModelError
+from edgekit.runtimes.base import RuntimeBase, TensorSpec
 
 
 def _spec(port, index: int) -> TensorSpec:  # noqa: ANN001 - openvino.Output

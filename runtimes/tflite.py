@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgekit.runtimes.base import Quantization, RuntimeBase, TensorSpec
 
 from edgekit.errors import ModelError, RuntimeUnavailable
+from edgekit.runtimes.base import Quantization, RuntimeBase, TensorSpec
 
 
 def interpreter_class() -> Any:

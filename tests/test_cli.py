@@ -129,3 +129,13 @@ def test_module_entry_point_prints_version() -> None:
     result = run_edgekit("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"edgekit {__version__}"
+
+
+@pytest.mark.slow
+def test_demo_tells_the_story_end_to_end(tmp_path: Path) -> None:
+    result = run_edgekit("demo", "--out", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr
+    assert "Trained on the server" in result.stdout and "tflite int8" in result.stdout
+    files = {p.name for p in (tmp_path / "demo" / "digits").iterdir()}
+    assert {"model.keras", "data.npz", "model_int8.tflite", "model_int8.tflite.manifest.json"} <= files
+    assert {"model_fp16.xml", "model_fp16.bin"} <= files

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgekit.converters.pipeline import ConvertRequest, convert
 
+from edgekit.converters.pipeline import ConvertRequest, convert
 from edgekit.errors import (
     ConfigError,
     DataError,

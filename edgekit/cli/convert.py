@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from rich.table import Table
 
 from edgekit.cli.output import emit_json, human_bytes, log, stdout
 from edgekit.data import DEFAULT_CALIBRATION_SAMPLES
-from edgekit.errors import QualityGateFailed
+from edgekit.errors import ConfigError, QualityGateFailed, UnknownNameError
 from edgekit.formats import FORMATS, get_format, parse_precision
 
 
@@ -65,6 +66,32 @@ def _print_report(report: dict[str, Any]) -> None:
     stdout.print(table)
 
 
+COLOURS = ("rgb", "bgr", "gray")
+
+
+def image_preprocessing(
+    size: str | None, color: str | None, scale: float | None, offset: float | None
+) -> dict[str, Any] | None:
+    """Preprocessing for a folder of images from flags; None when no flag was given."""
+    given: dict[str, Any] = {}
+    if size is not None:
+        match = re.fullmatch(r"(\d+)[x×](\d+)", size.strip())
+        if not match or min(int(match[1]), int(match[2])) < 1:
+            raise ConfigError(f"--image-size must look like HEIGHTxWIDTH (e.g. 28x28), got '{size}'")
+        given["size"] = [int(match[1]), int(match[2])]
+    if color is not None:
+        if color not in COLOURS:
+            raise UnknownNameError("colour order", color, COLOURS)
+        given["color"] = color
+    if scale is not None:
+        given["scale"] = scale
+    if offset is not None:
+        given["offset"] = offset
+    if not given:
+        return None
+    return {"kind": "image", "layout": "NHWC", "resize": "linear", "dtype": "float32", **given}
+
+
 def convert(
     source: Path = typer.Argument(..., help="Model to convert: .keras, .h5, SavedModel folder, .tflite or .onnx."),
     to: str = typer.Option(..., "--to", help=f"Target format: {', '.join(FORMATS)}."),
@@ -80,6 +107,10 @@ def convert(
     allow_flex: bool = typer.Option(
         False, "--allow-flex", help="TFLite: allow Flex (TensorFlow) ops; devices cannot run them."
     ),
+    image_size: str = typer.Option(None, "--image-size", help="Image folders: model input size as HxW, e.g. 28x28."),
+    color: str = typer.Option(None, "--color", help="Image folders: rgb, bgr or gray."),
+    scale: float = typer.Option(None, "--scale", help="Image folders: input = pixel × scale + offset (e.g. 0.00392)."),
+    offset: float = typer.Option(None, "--offset", help="Image folders: added after scaling."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout; logs go to stderr."),
 ) -> None:
     """Convert a model to TFLite, ONNX or OpenVINO IR, check it against its source and gate it."""
@@ -87,6 +118,7 @@ def convert(
     from edgekit.converters.pipeline import convert as run_conversion
 
     target = get_format(to)
+    preprocessing = image_preprocessing(image_size, color, scale, offset)
     precision = parse_precision(quant)
     if precision is None and max_drop is None:
         log("note: --quant auto without --max-drop picks the smallest artifact that converts")
@@ -102,6 +134,7 @@ def convert(
             force=force,
             allow_flex=allow_flex,
             calib_samples=calib_samples,
+            preprocessing=preprocessing,
         ),
         progress=log,
     )
