@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import DataError, InputNotFoundError
-from edgekit.runtimes.base import TensorSpec
+from edgekit.runtimes.base import TensorSpec, format_shape
 
 DEFAULT_CALIBRATION_SAMPLES = 200
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -191,7 +191,9 @@ def validate_dataset(dataset: Dataset, specs: list[TensorSpec]) -> None:
         want = tuple("?" if d is None else d for d in spec.shape[1:])
         got = tuple(array.shape[1:])
         if len(got) != len(want) or any(w != "?" and w != g for w, g in zip(want, got, strict=True)):
-            raise DataError(f"{where} has samples of shape {got}, the model expects {want}")
+            raise DataError(
+                f"{where} has samples of shape {format_shape(got)}, the model expects {format_shape(spec.shape[1:])}"
+            )
         expected_float = spec.float_dtype.startswith("float")
         if array.dtype.kind not in "fiub":
             raise DataError(f"{where} has dtype {array.dtype}, the model expects {spec.float_dtype}")

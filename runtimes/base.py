@@ -8,6 +8,7 @@ name; a mismatch says which input and what was expected.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -16,6 +17,11 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from edgekit.errors import DataError
+
+
+def format_shape(shape: tuple[int | None, ...] | list[int | None]) -> str:
+    """(?, 28, 28, 1): a dynamic dimension shown as '?'."""
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,10 @@ class Runtime(Protocol):
 
     def run(self, feeds: dict[str, np.ndarray], *, raw: bool = False) -> dict[str, np.ndarray]: ...
 
+    def bench_call(self, feeds: dict[str, np.ndarray]) -> Callable[[], object]: ...
+
+    def fully_accelerated(self) -> bool | None: ...
+
     def close(self) -> None: ...
 
     def __enter__(self) -> Runtime: ...
@@ -103,8 +113,8 @@ class RuntimeBase:
                 want is not None and want != got for want, got in zip(spec.shape, value.shape, strict=True)
             ):
                 raise DataError(
-                    f"{self.path.name}: input '{spec.name}' has shape {tuple(value.shape)}, expected "
-                    f"{tuple('?' if d is None else d for d in spec.shape)}"
+                    f"{self.path.name}: input '{spec.name}' has shape {format_shape(value.shape)}, "
+                    f"expected {format_shape(spec.shape)}"
                 )
             if spec.quantization is not None and not raw:
                 if value.dtype.kind != "f":
@@ -127,6 +137,19 @@ class RuntimeBase:
                 value = spec.quantization.dequantize(value)
             out[spec.name] = value
         return out
+
+    def bench_call(self, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
+        """A no-argument callable that runs one inference on ``feeds``, bound once, for timing.
+
+        Runtimes override this with their cheapest call (the one their own benchmark tools
+        time); the default goes through ``run`` and so includes its checks.
+        """
+        prepared = self.check_feeds(feeds, raw=False)
+        return lambda: self._invoke(prepared)
+
+    def fully_accelerated(self) -> bool | None:
+        """Whether the whole graph runs in the accelerated path (None: unknown)."""
+        return None
 
     def close(self) -> None:
         pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,16 @@ class OnnxRuntime(RuntimeBase):
 
     def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return list(self._session.run(self._output_names, feeds))
+
+    def bench_call(self, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
+        prepared = self.check_feeds(feeds, raw=False)
+        run, names = self._session.run, self._output_names
+        return lambda: run(names, prepared)
+
+    def fully_accelerated(self) -> bool | None:
+        # On the CPU provider alone every node runs on it; with other providers ONNX Runtime
+        # does not report the node assignment through its Python API.
+        return True if self._session.get_providers() == ["CPUExecutionProvider"] else None
 
     def close(self) -> None:
         self._session = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ class OpenVinoRuntime(RuntimeBase):
     def __init__(self, path: Path, *, threads: int | None = None, device: str = "CPU", hint: str = "LATENCY") -> None:
         import openvino as ov
 
+        self._ov = ov
         core = ov.Core()
         config: dict[str, object] = {"PERFORMANCE_HINT": hint}
         if threads:
@@ -31,9 +33,11 @@ class OpenVinoRuntime(RuntimeBase):
         try:
             model = core.read_model(str(path))
             self._compiled = core.compile_model(model, device, config)
+            supported = core.query_model(model, device) if device != "AUTO" else None
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
             raise ModelError(f"{path} is not a loadable OpenVINO model: {str(exc).splitlines()[0]}") from exc
         self._request = self._compiled.create_infer_request()
+        self._fully = None if supported is None else len(supported) >= len(model.get_ordered_ops())
         inputs = [_spec(p, i) for i, p in enumerate(self._compiled.inputs)]
         super().__init__(path, inputs, [_spec(p, i) for i, p in enumerate(self._compiled.outputs)])
 
@@ -41,6 +45,16 @@ class OpenVinoRuntime(RuntimeBase):
         ordered = [feeds[spec.name] for spec in self.inputs]
         result = self._request.infer(ordered)
         return [np.asarray(result[port]) for port in self._compiled.outputs]
+
+    def bench_call(self, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
+        # As benchmark_app's sync mode: input tensors set once, then infer() on the request.
+        prepared = self.check_feeds(feeds, raw=False)
+        for index, spec in enumerate(self.inputs):
+            self._request.set_input_tensor(index, self._ov.Tensor(prepared[spec.name]))
+        return self._request.infer
+
+    def fully_accelerated(self) -> bool | None:
+        return self._fully
 
     def close(self) -> None:
         self._request = None

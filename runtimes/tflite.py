@@ -5,6 +5,10 @@ XNNPACK is the default CPU delegate in all three; ``threads`` sets its thread co
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,19 @@ import numpy as np
 
 from edgekit.errors import ModelError, RuntimeUnavailable
 from edgekit.runtimes.base import Quantization, RuntimeBase, TensorSpec
+
+
+@contextlib.contextmanager
+def _silenced_stderr() -> Iterator[None]:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def interpreter_class() -> Any:
@@ -67,6 +84,26 @@ class TFLiteRuntime(RuntimeBase):
             self._interpreter.set_tensor(detail["index"], feeds[detail["name"]])
         self._interpreter.invoke()
         return [self._interpreter.get_tensor(d["index"]) for d in self._output_details]
+
+    def bench_call(self, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
+        # Inputs set once; the timed call is the interpreter's invoke itself, as in a bare loop.
+        prepared = self.check_feeds(feeds, raw=False)
+        for detail in self._input_details:
+            self._interpreter.set_tensor(detail["index"], prepared[detail["name"]])
+        return self._interpreter.invoke
+
+    def fully_accelerated(self) -> bool | None:
+        """LiteRT's own answer (the flag litert-benchmark prints): every op on the CPU accelerator."""
+        try:
+            from ai_edge_litert.compiled_model import CompiledModel
+        except ImportError:
+            return None
+        try:
+            # LiteRT logs its search for NPU plugins on stderr; not the user's concern here.
+            with _silenced_stderr():
+                return bool(CompiledModel.from_file(str(self.path)).is_fully_accelerated())
+        except Exception:  # an older LiteRT without the compiled-model API
+            return None
 
     def close(self) -> None:
         self._interpreter = None

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgekit import __version__
-from edgekit.cli import convert, demo, examples
+from edgekit.cli import bench, convert, demo, examples
 from edgekit.cli.output import stderr
 from edgekit.errors import EdgekitError, Interrupted
 
@@ -69,6 +69,7 @@ app = typer.Typer(
 )
 app.add_typer(examples.app, name="examples")
 app.command("convert")(convert.convert)
+app.command("bench")(bench.bench)
 app.command("demo")(demo.demo)
 
 

@@ -16,6 +16,11 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 stdout = Console(highlight=False)
 
 
+def print_wide(renderable: object, min_width: int = 160) -> None:
+    """A wide table on stdout: never squeezed into 80 columns when stdout is a pipe or a file."""
+    Console(highlight=False, width=max(stdout.width, min_width)).print(renderable)
+
+
 def log(message: str) -> None:
     """A progress or status line for the human watching (stderr)."""
     stderr.print(message, markup=False)
