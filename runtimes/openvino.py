@@ -32,6 +32,16 @@ class OpenVinoRuntime(RuntimeBase):
             config["INFERENCE_NUM_THREADS"] = threads
         try:
             model = core.read_model(str(path))
+            # Edge inference is one frame at a time: a dynamic batch is fixed to 1 before compiling
+            # (as benchmark_app's -shape does), so the plugin can plan for static shapes.
+            new_shapes = {}
+            for port in model.inputs:
+                shape = port.get_partial_shape()
+                if shape.rank.is_static and len(shape) > 0 and shape[0].is_dynamic:
+                    fixed = [1] + [d.get_length() if d.is_static else -1 for d in list(shape)[1:]]
+                    new_shapes[port.get_any_name()] = fixed
+            if new_shapes:
+                model.reshape(new_shapes)
             self._compiled = core.compile_model(model, device, config)
             supported = core.query_model(model, device) if device != "AUTO" else None
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
