@@ -15,10 +15,8 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -31,8 +29,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 BIN = Path(sys.executable).parent
-RESULTS = HERE / "RESULTS.md"
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+from benchmarks.results_file import publish  # noqa: E402
 
 
 def log(line: str) -> None:
@@ -262,28 +260,8 @@ def main() -> None:
         overhead = harness_overhead(work, args.pairs)
         repeat = repeatability(work, args.pairs, args.runs, args.warmup)
     command = f"python benchmarks/bench.py --pairs {args.pairs} --runs {args.runs} --warmup {args.warmup}"
-    lines = [
-        START,
-        f"Command: `{command}` — {dt.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} CPU cores.",
-        "",
-        *compare,
-        "",
-        *overhead,
-        "",
-        *repeat,
-        END,
-    ]
-    table = "\n".join(lines)
-    print(table)
-    if args.no_write:
-        return
-    text = RESULTS.read_text()
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + table + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Runtimes and `edgekit bench` (issue 4)\n\n" + table + "\n"
-    RESULTS.write_text(text)
+    body = [*compare, "", *overhead, "", *repeat]
+    publish("bench", "Runtimes and `edgekit bench` (issue 4)", command, body, write=not args.no_write)
 
 
 if __name__ == "__main__":

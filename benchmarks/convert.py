@@ -15,9 +15,7 @@ The section between the markers in benchmarks/RESULTS.md is replaced with the ne
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,12 +27,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from benchmarks.results_file import publish  # noqa: E402
 from edgekit.converters.pipeline import ConvertRequest, convert  # noqa: E402
 from edgekit.examples import EXAMPLES, train_example  # noqa: E402
 from edgekit.formats import FORMATS, Precision, get_format  # noqa: E402
 
-RESULTS = HERE / "RESULTS.md"
-START, END = "<!-- convert:start -->", "<!-- convert:end -->"
 CLASSIFIERS = ("digits-cnn", "iris-mlp", "text-lstm")
 
 
@@ -214,10 +211,7 @@ def main() -> None:
         overhead = mobilenet_overhead(work, args.repeats)
 
     command = "python benchmarks/convert.py" + (f" --repeats {args.repeats}" if args.repeats != 3 else "")
-    lines = [
-        START,
-        f"Command: `{command}` — {dt.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} CPU cores.",
-        "",
+    body = [
         "All five examples at fp32 (checked with each format's own runtime against Keras):",
         "",
         *matrix,
@@ -232,19 +226,8 @@ def main() -> None:
         "columns time the same work without start-up: they show what edgekit's checks cost on their own.",
         "",
         *overhead,
-        END,
     ]
-    table = "\n".join(lines)
-    print(table)
-    if args.no_write:
-        return
-    text = RESULTS.read_text()
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + table + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Converter pipeline (issue 3)\n\n" + table + "\n"
-    RESULTS.write_text(text)
+    publish("convert", "Converter pipeline (issue 3)", command, body, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,8 @@ benchmarks/RESULTS.md is replaced with the new table.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,11 +21,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
-START, END = "<!-- examples:start -->", "<!-- examples:end -->"
 TRAIN_BUDGET_S = 180.0
 
 sys.path.insert(0, str(HERE.parent))
+from benchmarks.results_file import publish  # noqa: E402
 from edgekit.examples import EXAMPLES  # noqa: E402
 
 
@@ -90,33 +87,18 @@ def main() -> None:
             )
 
     command = f"python benchmarks/examples.py --seeds {args.seeds}" + (f" --only {args.only}" if args.only else "")
-    lines = [
-        START,
-        f"Command: `{command}` — {dt.date.today().isoformat()}, {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, Python {platform.python_version()}.",
-        "",
+    body = [
         "| example | metric | floor | per seed | median | floor met | train s (median / max) "
         f"| ≤ {TRAIN_BUDGET_S:.0f} s | process wall s (median) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         within = "yes" if r["train_max"] <= TRAIN_BUDGET_S else "NO"
-        lines.append(
+        body.append(
             f"| {r['name']} | {r['metric']} | {r['floor']} | {r['per_seed']} | {r['median']} | {r['met']} "
             f"| {r['train_median']:.1f} / {r['train_max']:.1f} | {within} | {r['wall_median']:.1f} |"
         )
-    lines.append(END)
-    table = "\n".join(lines)
-    print(table)
-    if args.no_write:
-        return
-    text = RESULTS.read_text() if RESULTS.exists() else "# edgekit benchmark results\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + table + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Example models (issue 2)\n\n" + table + "\n"
-    RESULTS.write_text(text)
+    publish("examples", "Example models (issue 2)", command, body, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -63,26 +63,23 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def read_manifest(artifact: Path) -> dict[str, Any] | None:
-    """The manifest of ``artifact`` if it has one."""
-    path = manifest_path(artifact)
+def _read_json_if_present(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise DataError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+
+
+def read_manifest(artifact: Path) -> dict[str, Any] | None:
+    """The manifest of ``artifact`` if it has one."""
+    return _read_json_if_present(manifest_path(artifact))
 
 
 def read_example_description(model: Path) -> dict[str, Any] | None:
     """example.json from the folder of an example model (written by `edgekit examples train`)."""
-    path = (model if model.is_dir() else model.parent) / "example.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    return _read_json_if_present((model if model.is_dir() else model.parent) / "example.json")
 
 
 def model_description(model: Path) -> dict[str, Any]:
