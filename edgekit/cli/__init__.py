@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgekit import __version__
-from edgekit.cli import bench, convert, demo, examples
+from edgekit.cli import bench, convert, daemon, demo, examples
 from edgekit.cli.output import stderr
 from edgekit.errors import EdgekitError, Interrupted
 
@@ -70,6 +70,9 @@ app = typer.Typer(
 app.add_typer(examples.app, name="examples")
 app.command("convert")(convert.convert)
 app.command("bench")(bench.bench)
+app.command("run")(daemon.run)
+app.command("watch")(daemon.watch)
+app.command("broker")(daemon.broker)
 app.command("demo")(demo.demo)
 
 

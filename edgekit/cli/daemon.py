@@ -1,0 +1,159 @@
+"""``edgekit run`` (the on-device daemon) and ``edgekit watch`` (what devices publish)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from edgekit.cli.output import emit_json, stderr, stdout
+from edgekit.errors import BrokerError, ConfigError, require_extra
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
+def run(
+    config: Path = typer.Option(None, "--config", "-c", help="Daemon YAML config; flags override it."),
+    model: Path = typer.Option(None, "--model", help="Artifact to run, with its manifest beside it."),
+    source: str = typer.Option(None, "--source", help="Camera index, /dev/videoN, video file, image folder or URL."),
+    loop: bool = typer.Option(None, "--loop/--no-loop", help="Restart a file or folder source when it ends."),
+    broker: str = typer.Option(None, "--broker", help="mqtt://HOST:PORT or mqtts://HOST:PORT."),
+    device_id: str = typer.Option(None, "--device-id", help="Topic prefix: edgekit/<device-id>/."),
+    qos: int = typer.Option(None, "--qos", help="QoS of results (0, 1, 2)."),
+    username: str = typer.Option(
+        None, "--username", help="Broker user (password from EDGEKIT_MQTT_PASSWORD or --password-file)."
+    ),
+    password_file: Path = typer.Option(None, "--password-file", help="File holding the broker password."),
+    ca_file: Path = typer.Option(None, "--ca-file", help="CA certificate for TLS."),
+    buffer: Path = typer.Option(None, "--buffer", help="On-disk outbox for results while the broker is away."),
+    max_frames: int = typer.Option(None, "--max-frames", help="Stop after this many results."),
+    max_fps: float = typer.Option(None, "--max-fps", help="Read the source no faster than this."),
+    threads: int = typer.Option(None, "--threads", help="Inference threads."),
+    stats_interval: float = typer.Option(None, "--stats-interval", help="Seconds between stats messages."),
+    as_json: bool = typer.Option(False, "--json", help="At the end, print the run's summary as JSON on stdout."),
+) -> None:
+    """Run a model on a camera or video and publish results over MQTT until stopped."""
+    require_extra("paho", "device")
+    require_extra("cv2", "device")
+    from edgekit.daemon.config import load_config
+    from edgekit.daemon.service import Daemon
+
+    settings = load_config(
+        config,
+        {
+            "model": model,
+            "source": source,
+            "loop": loop,
+            "broker": broker,
+            "device_id": device_id,
+            "qos": qos,
+            "username": username,
+            "password_file": password_file,
+            "ca_file": ca_file,
+            "buffer": buffer,
+            "max_frames": max_frames,
+            "max_fps": max_fps,
+            "threads": threads,
+            "stats_interval": stats_interval,
+        },
+    )
+    _setup_logging()
+    daemon = Daemon(settings)
+    daemon.install_signal_handlers()
+    stderr.print(
+        f"edgekit run: {settings.model.name} on {settings.source} → {settings.broker} as edgekit/{settings.device_id}/",
+        markup=False,
+    )
+    summary = daemon.run()
+    if as_json:
+        emit_json(summary)
+    else:
+        stdout.print(
+            f"stopped: {summary['results']} results, {summary['skipped_frames']} frames skipped, "
+            f"{summary['buffered']} still buffered for the broker, {summary['dropped_overflow']} dropped on overflow"
+        )
+
+
+def watch(
+    broker: str = typer.Option("mqtt://127.0.0.1:1883", "--broker", help="mqtt://HOST:PORT."),
+    device_id: str = typer.Option("+", "--device-id", help="Device to watch (default: all)."),
+    count: int = typer.Option(None, "--count", help="Stop after this many messages."),
+    seconds: float = typer.Option(None, "--seconds", help="Stop after this many seconds."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line: topic and payload."),
+) -> None:
+    """Print what devices publish: status, results and stats, live."""
+    require_extra("paho", "device")
+    import paho.mqtt.client as mqtt
+
+    from edgekit.daemon.mqtt import BrokerAddress
+
+    address = BrokerAddress.parse(broker)
+    if count is not None and count < 1:
+        raise ConfigError(f"--count must be at least 1, got {count}")
+    done = threading.Event()
+    seen = 0
+    refused: list[str] = []
+
+    def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            refused.append(str(reason_code))
+            done.set()
+            return
+        client.subscribe(f"edgekit/{device_id}/#", qos=1)
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        nonlocal seen
+        text = message.payload.decode("utf-8", errors="replace")
+        # Plain writes, one message per line: a terminal's width must never fold a JSON payload.
+        if as_json:
+            try:
+                payload: Any = json.loads(text)
+            except json.JSONDecodeError:
+                payload = text
+            line = json.dumps({"topic": message.topic, "payload": payload})
+        else:
+            line = f"{time.strftime('%H:%M:%S')} {message.topic} {text}"
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        seen += 1
+        if count is not None and seen >= count:
+            done.set()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_connect = on_connect
+    client.on_message = on_message
+    try:
+        client.connect(address.host, address.port, keepalive=15)
+    except OSError as exc:
+        raise BrokerError(
+            f"cannot reach the broker at {address.host}:{address.port} ({exc.strerror or exc})",
+            hint="is it running? `edgekit broker` starts one",
+        ) from exc
+    client.loop_start()
+    try:
+        done.wait(timeout=seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    if refused:
+        raise BrokerError(f"the broker refused the connection: {refused[0]}")
+
+
+def broker(
+    port: int = typer.Option(1883, "--port", help="Port to listen on (loopback)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+) -> None:
+    """An embedded MQTT broker (amqtt), for trying edgekit with nothing installed."""
+    from edgekit.daemon.embedded_broker import serve_forever
+
+    serve_forever(host, port)

@@ -1,0 +1,1 @@
+"""The on-device inference daemon: camera → preprocess → model → post-process → MQTT."""

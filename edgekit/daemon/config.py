@@ -1,0 +1,98 @@
+"""The daemon's configuration: one YAML file validated by pydantic; flags override it."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgekit.errors import ConfigError, InputNotFoundError
+
+
+def _default_device_id() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "edge"
+
+
+class DaemonConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: Path = Field(..., description="the artifact to run (.tflite, .onnx, .xml) with its manifest beside it")
+    source: str = Field("0", description="camera index, /dev/videoN, video file, folder of images, or RTSP/HTTP URL")
+    loop: bool = Field(False, description="restart a video file or folder when it ends")
+    max_fps: float | None = Field(
+        None, gt=0, description="read the source no faster than this (files play as fast as possible otherwise)"
+    )
+    max_frames: int | None = Field(None, ge=1, description="stop after this many results (for trials)")
+    stall_timeout: float = Field(5.0, gt=0, description="seconds without a frame before the source is reopened")
+    broker: str = Field("mqtt://127.0.0.1:1883", description="mqtt://HOST:PORT or mqtts://HOST:PORT")
+    device_id: str = Field(
+        default_factory=_default_device_id, pattern=r"^[A-Za-z0-9_-]+$", description="topic prefix edgekit/<device_id>/"
+    )
+    qos: Literal[0, 1, 2] = Field(1, description="QoS of results")
+    mqtt_version: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version")
+    username: str | None = Field(None, description="broker user name")
+    password_env: str = Field("EDGEKIT_MQTT_PASSWORD", description="environment variable holding the password")
+    password_file: Path | None = Field(None, description="file holding the password (first line)")
+    ca_file: Path | None = Field(None, description="CA certificate for TLS")
+    cert_file: Path | None = Field(None, description="client certificate for TLS")
+    key_file: Path | None = Field(None, description="client key for TLS")
+    tls_insecure: bool = Field(False, description="skip the broker host name check (testing only)")
+    buffer: Path | None = Field(None, description="on-disk outbox (default ~/.cache/edgekit/outbox-<device_id>.sqlite)")
+    buffer_max: int = Field(100_000, ge=1, description="messages the outbox holds before dropping the oldest")
+    stats_interval: float = Field(5.0, gt=0, description="seconds between stats messages")
+    threshold: float = Field(0.3, ge=0, le=1, description="score threshold for predictions")
+    top_k: int = Field(3, ge=1, description="classes reported per frame by classifiers")
+    runtime: str | None = Field(None, description="runtime to use (default: by the model's file type)")
+    threads: int | None = Field(None, ge=1, description="inference threads")
+    drain_seconds: float = Field(
+        2.0, ge=0, description="on shutdown, how long to wait for the broker to take buffered results"
+    )
+
+    def outbox_path(self) -> Path:
+        return self.buffer or Path.home() / ".cache" / "edgekit" / f"outbox-{self.device_id}.sqlite"
+
+    def password(self) -> str | None:
+        """From the file if given, else the environment; never from the command line."""
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text().splitlines()[0]
+            except (OSError, IndexError) as exc:
+                raise ConfigError(f"cannot read the password from {self.password_file}") from exc
+        return os.environ.get(self.password_env) or None
+
+
+def _format(exc: ValidationError, origin: str) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    value = first.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    return f"{origin}: {key}: {first['msg']}{shown}"
+
+
+def load_config(path: Path | None, overrides: dict[str, Any]) -> DaemonConfig:
+    """The YAML file (if any) with the flags that were given laid over it."""
+    data: dict[str, Any] = {}
+    origin = "flags"
+    if path is not None:
+        if not path.exists():
+            raise InputNotFoundError(f"config {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must be a mapping of settings")
+        data.update({k.replace("-", "_"): v for k, v in loaded.items()})
+        origin = str(path)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    if "model" not in data:
+        raise ConfigError("no model given", hint="pass --model or set `model:` in the config file")
+    try:
+        return DaemonConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, origin)) from exc

@@ -1,0 +1,219 @@
+"""The daemon: capture thread → inference loop → outbox → MQTT sender, until told to stop.
+
+Signals only set a flag (as gunicorn's arbiter does); the main loop notices it, stops capture,
+finishes the frame in hand, gives the broker ``drain_seconds`` to take what is buffered,
+publishes a retained ``offline`` and leaves. Whatever the broker did not take stays in the
+on-disk outbox and is delivered by the next start.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from edgekit.daemon.capture import CaptureThread, LatestFrame, check_source
+from edgekit.daemon.config import DaemonConfig
+from edgekit.daemon.mqtt import BrokerSettings, DaemonLink
+from edgekit.daemon.outbox import OfflineBuffer
+from edgekit.daemon.processing import ModelContract
+from edgekit.errors import InputNotFoundError
+from edgekit.runtimes import load_runtime
+
+log = logging.getLogger("edgekit.daemon")
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig, *, on_result: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.config = config
+        self.run_id = uuid.uuid4().hex[:12]
+        self.stop_requested = threading.Event()
+        self.paused = False
+        self.threshold = config.threshold
+        self.seq = 0
+        self.results = 0
+        self._latencies: collections.deque[float] = collections.deque(maxlen=500)
+        self._result_times: collections.deque[float] = collections.deque(maxlen=1000)
+        self._on_result = on_result
+        self.started = time.monotonic()
+
+    # -- commands (from the broker's network thread) ------------------------------------------
+
+    def handle_command(self, payload: bytes) -> None:
+        text = payload.decode("utf-8", errors="replace").strip()
+        try:
+            command = json.loads(text) if text.startswith("{") else {"cmd": text}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON: {exc.msg}") from None
+        if not isinstance(command, dict) or not isinstance(command.get("cmd"), str):
+            raise ValueError('expected {"cmd": "pause" | "resume" | "threshold", ...}')
+        name = command["cmd"]
+        if name == "pause":
+            self.paused = True
+        elif name == "resume":
+            self.paused = False
+        elif name == "threshold":
+            value = command.get("value")
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError("threshold needs a value between 0 and 1")
+            self.threshold = float(value)
+        else:
+            raise ValueError(f"unknown command '{name}'")
+        log.info("command: %s", command)
+
+    # -- the run --------------------------------------------------------------------------
+
+    def request_stop(self, signum: int = 0, frame: object = None) -> None:
+        self.stop_requested.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def run(self) -> dict[str, Any]:
+        config = self.config
+        if not config.model.exists():
+            raise InputNotFoundError(f"model {config.model} does not exist")
+        contract = ModelContract.for_model(config.model)
+        runtime = load_runtime(config.model, config.runtime, threads=config.threads)
+        contract.check_input(runtime.inputs[0], config.model)
+        check_source(config.source)
+        input_name = runtime.inputs[0].name
+
+        outbox = OfflineBuffer(config.outbox_path(), config.buffer_max)
+        if len(outbox):
+            log.info("%d results from an earlier run are waiting in %s", len(outbox), outbox.path)
+        link = DaemonLink(self._broker_settings(), config.device_id, outbox, self.handle_command)
+        mailbox = LatestFrame()
+        capture = CaptureThread(
+            config.source, mailbox, loop=config.loop, stall_timeout=config.stall_timeout, max_fps=config.max_fps
+        )
+        topic = f"edgekit/{config.device_id}"
+        link.start()
+        capture.start()
+        next_stats = time.monotonic() + config.stats_interval
+        try:
+            while not self.stop_requested.is_set():
+                if link.fatal is not None:
+                    raise link.fatal
+                frame = mailbox.take(timeout=0.2)
+                now = time.monotonic()
+                if now >= next_stats:
+                    self._publish_stats(link, capture, mailbox, outbox, topic)
+                    next_stats = now + config.stats_interval
+                if frame is None:
+                    if capture.ended.is_set():
+                        log.info("the source ended")
+                        break
+                    continue
+                if self.paused:
+                    continue
+                start = time.perf_counter()
+                output = runtime.run({input_name: contract.prepare(frame.image)})
+                predictions = contract.interpret(
+                    next(iter(output.values())), frame.image.shape, threshold=self.threshold, top_k=config.top_k
+                )
+                latency_ms = (time.perf_counter() - start) * 1000
+                result = {
+                    "device_id": config.device_id,
+                    "run_id": self.run_id,
+                    "seq": self.seq,
+                    "frame_id": frame.id,
+                    "ts": round(frame.captured, 6),
+                    "model": config.model.name,
+                    "latency_ms": round(latency_ms, 3),
+                    "predictions": predictions,
+                }
+                self.seq += 1
+                outbox.put(f"{topic}/results", json.dumps(result).encode(), qos=config.qos)
+                link.notify()
+                self._latencies.append(latency_ms)
+                self._result_times.append(time.monotonic())
+                self.results += 1
+                if self._on_result:
+                    self._on_result(result)
+                if config.max_frames and self.results >= config.max_frames:
+                    break
+        finally:
+            capture.stop_event.set()
+            self._publish_stats(link, capture, mailbox, outbox, topic)
+            link.stop(drain_seconds=config.drain_seconds)
+            capture.join(timeout=2.0)
+            summary = self.summary(capture, mailbox, outbox, link)
+            outbox.close()
+            runtime.close()
+        return summary
+
+    def _broker_settings(self) -> BrokerSettings:
+        c = self.config
+        return BrokerSettings(
+            url=c.broker,
+            client_id=f"edgekit-{c.device_id}",
+            username=c.username,
+            password=c.password() if c.username else None,
+            ca_file=c.ca_file,
+            cert_file=c.cert_file,
+            key_file=c.key_file,
+            tls_insecure=c.tls_insecure,
+            protocol=5 if c.mqtt_version == "5" else 4,
+        )
+
+    def stats(
+        self, capture: CaptureThread, mailbox: LatestFrame, outbox: OfflineBuffer, link: DaemonLink
+    ) -> dict[str, Any]:
+        now = time.monotonic()
+        window = min(5.0, max(now - self.started, 1e-3))
+        recent = [t for t in self._result_times if now - t <= window]
+        latencies = np.asarray(self._latencies) if self._latencies else np.zeros(1)
+        return {
+            "device_id": self.config.device_id,
+            "run_id": self.run_id,
+            "ts": round(time.time(), 3),
+            "uptime_s": round(now - self.started, 1),
+            "camera_fps": capture.camera_fps(),
+            "inference_fps": round(len(recent) / window, 2),
+            "results": self.results,
+            "skipped_frames": mailbox.skipped,
+            "latency_p50_ms": round(float(np.percentile(latencies, 50)), 3),
+            "latency_p99_ms": round(float(np.percentile(latencies, 99)), 3),
+            "queue_depth": mailbox.depth,
+            "buffered": len(outbox),
+            "inflight": link.inflight,
+            "dropped_overflow": outbox.dropped,
+            "source_reconnects": capture.reconnects,
+            "broker_connects": link.connects,
+            "broker_refusals": link.refusals,
+            "connected": link.connected.is_set(),
+            "paused": self.paused,
+            "threshold": self.threshold,
+        }
+
+    def _publish_stats(
+        self, link: DaemonLink, capture: CaptureThread, mailbox: LatestFrame, outbox: OfflineBuffer, topic: str
+    ) -> None:
+        stats = self.stats(capture, mailbox, outbox, link)
+        log.info(
+            "stats: %.1f results/s, camera %.1f fps, skipped %d, p50 %.1f ms, buffered %d, connected %s",
+            stats["inference_fps"],
+            stats["camera_fps"],
+            stats["skipped_frames"],
+            stats["latency_p50_ms"],
+            stats["buffered"],
+            stats["connected"],
+        )
+        if link.connected.is_set():
+            # Stats describe now: sent when connected, not buffered for later.
+            link.client.publish(f"{topic}/stats", json.dumps(stats).encode(), qos=0)
+
+    def summary(
+        self, capture: CaptureThread, mailbox: LatestFrame, outbox: OfflineBuffer, link: DaemonLink
+    ) -> dict[str, Any]:
+        return {**self.stats(capture, mailbox, outbox, link), "frames_read": capture.frames_read}

@@ -1,0 +1,487 @@
+"""`edgekit run` as a real process against a real Mosquitto: delivery, faults, shutdown, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgekit.converters.pipeline import ConvertRequest, convert
+from edgekit.errors import BrokerError, ConfigError, DataError, InputNotFoundError, SourceError
+from edgekit.examples.shapes_video import write_shapes_video
+from edgekit.formats import Precision, get_format
+from tests.mqtt_helpers import CuttableProxy, Mosquitto, Recorder, free_port, retained_status
+
+
+@pytest.fixture(scope="module")
+def detector(trained, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("daemon-model") / "shapes_int8.tflite"
+    source = trained["shapes-detector"] / "model.keras"
+    return Path(
+        convert(ConvertRequest(source=source, target=get_format("tflite"), precision=Precision.INT8, out=out))[
+            "artifact"
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    return write_shapes_video(tmp_path_factory.mktemp("video") / "shapes.avi", frames=90, width=320, height=240)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    mosquitto = Mosquitto(tmp_path / "broker").start()
+    yield mosquitto
+    mosquitto.stop()
+
+
+def start_daemon(tmp_path: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [sys.executable, "-m", "edgekit", "run", "--buffer", str(tmp_path / "outbox.sqlite"), *args],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        env=env,
+    )
+
+
+def daemon_log(tmp_path: Path) -> str:
+    return (tmp_path / "daemon.log").read_text()
+
+
+def seqs(recorder: Recorder) -> list[int]:
+    return [r["seq"] for r in recorder.results()]
+
+
+def no_gaps(values: list[int]) -> bool:
+    unique = sorted(set(values))
+    return unique == list(range(len(unique)))
+
+
+def test_results_arrive_in_order_with_status_and_stats(tmp_path, broker, detector, video) -> None:
+    recorder = Recorder(broker.port, "cam1")
+    daemon = start_daemon(
+        tmp_path,
+        "--model",
+        str(detector),
+        "--source",
+        str(video),
+        "--loop",
+        "--broker",
+        f"mqtt://127.0.0.1:{broker.port}",
+        "--device-id",
+        "cam1",
+        "--max-frames",
+        "40",
+        "--stats-interval",
+        "0.5",
+        "--json",
+    )
+    out, _ = daemon.communicate(timeout=120)
+    assert daemon.returncode == 0, daemon_log(tmp_path)
+    assert recorder.wait_for(lambda r: len(r.results()) >= 40), (len(seqs(recorder)), out, daemon_log(tmp_path)[-2000:])
+    results = recorder.results()
+    assert seqs(recorder) == list(range(40))
+    first = results[0]
+    assert {"device_id", "run_id", "seq", "frame_id", "ts", "model", "latency_ms", "predictions"} <= set(first)
+    assert all(r["run_id"] == first["run_id"] for r in results)
+    frame_ids = [r["frame_id"] for r in results]
+    assert frame_ids == sorted(frame_ids)  # may skip (stale frames dropped), never go back
+    stats = recorder.of("stats")
+    assert stats and {
+        "camera_fps",
+        "inference_fps",
+        "skipped_frames",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "buffered",
+    } <= set(stats[0])
+    assert recorder.of("status")[0] == "online"
+    assert retained_status(broker.port, "cam1") == "offline"
+    summary = json.loads(out)
+    assert summary["results"] == 40 and summary["buffered"] == 0
+    recorder.close()
+
+
+def test_network_cut_mid_run_loses_nothing(tmp_path, broker, detector, video) -> None:
+    recorder = Recorder(broker.port, "cam2")
+    proxy = CuttableProxy(broker.port)
+    proxy.restore()
+    daemon = start_daemon(
+        tmp_path,
+        "--model",
+        str(detector),
+        "--source",
+        str(video),
+        "--loop",
+        "--max-fps",
+        "25",
+        "--broker",
+        f"mqtt://127.0.0.1:{proxy.port}",
+        "--device-id",
+        "cam2",
+    )
+    try:
+        assert recorder.wait_for(lambda r: len(r.results()) >= 20, timeout=60), daemon_log(tmp_path)
+        proxy.cut()
+        time.sleep(4)  # results produced now go to the on-disk outbox
+        proxy.restore()
+        produced_during_cut = 4 * 25 * 0.5
+        assert recorder.wait_for(lambda r: len(set(seqs(r))) >= 20 + produced_during_cut, timeout=60)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=15)
+        proxy.close()
+    assert daemon.returncode == 0
+    assert recorder.wait_for(lambda r: no_gaps(seqs(r)), timeout=20), sorted(set(seqs(recorder)))
+    assert "buffering results on disk" in daemon_log(tmp_path)
+    recorder.close()
+
+
+def test_broker_unreachable_at_start_then_delivered(tmp_path, broker, detector, video) -> None:
+    recorder = Recorder(broker.port, "cam3")
+    proxy = CuttableProxy(broker.port)  # down: connections refused
+    daemon = start_daemon(
+        tmp_path,
+        "--model",
+        str(detector),
+        "--source",
+        str(video),
+        "--loop",
+        "--max-fps",
+        "10",
+        "--broker",
+        f"mqtt://127.0.0.1:{proxy.port}",
+        "--device-id",
+        "cam3",
+    )
+    try:
+        time.sleep(3)
+        assert daemon.poll() is None, daemon_log(tmp_path)  # running, buffering
+        assert recorder.results() == []
+        proxy.restore()
+        assert recorder.wait_for(lambda r: len(set(seqs(r))) >= 40, timeout=60), daemon_log(tmp_path)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=15)
+        proxy.close()
+    assert recorder.wait_for(lambda r: no_gaps(seqs(r)), timeout=10), sorted(set(seqs(recorder)))
+    assert min(seqs(recorder)) == 0
+    recorder.close()
+
+
+def test_sigterm_stops_within_5s_and_a_restart_delivers_what_was_buffered(tmp_path, broker, detector, video) -> None:
+    proxy = CuttableProxy(broker.port)  # the broker is unreachable for this whole run
+    daemon = start_daemon(
+        tmp_path,
+        "--model",
+        str(detector),
+        "--source",
+        str(video),
+        "--max-fps",
+        "20",
+        "--broker",
+        f"mqtt://127.0.0.1:{proxy.port}",
+        "--device-id",
+        "cam4",
+    )
+    time.sleep(4)
+    started = time.monotonic()
+    daemon.send_signal(signal.SIGTERM)
+    out, _ = daemon.communicate(timeout=15)
+    assert daemon.returncode == 0 and time.monotonic() - started < 5.0
+    buffered = int(out.split(",")[2].split()[0])  # "stopped: N results, M frames skipped, B still buffered …"
+    assert buffered > 0
+
+    recorder = Recorder(broker.port, "cam4")
+    restart = start_daemon(
+        tmp_path,
+        "--model",
+        str(detector),
+        "--source",
+        str(video),
+        "--max-frames",
+        "5",
+        "--broker",
+        f"mqtt://127.0.0.1:{broker.port}",
+        "--device-id",
+        "cam4",
+    )
+    restart.communicate(timeout=60)
+    first_run = [r for r in recorder.results() if r["seq"] < buffered]
+    assert recorder.wait_for(lambda r: len({x["run_id"] for x in r.results()}) == 2, timeout=20)
+    runs = {}
+    for result in recorder.results():
+        runs.setdefault(result["run_id"], []).append(result["seq"])
+    assert any(sorted(set(s)) == list(range(buffered)) for s in runs.values()), (buffered, runs)
+    assert first_run is not None
+    assert retained_status(broker.port, "cam4") == "offline"
+    recorder.close()
+    proxy.close()
+
+
+def test_commands_pause_resume_and_malformed_are_ignored(tmp_path, broker, detector, video) -> None:
+    import paho.mqtt.publish as publish
+
+    recorder = Recorder(broker.port, "cam5")
+    daemon = start_daemon(
+        tmp_path,
+        "--model",
+        str(detector),
+        "--source",
+        str(video),
+        "--loop",
+        "--max-fps",
+        "20",
+        "--broker",
+        f"mqtt://127.0.0.1:{broker.port}",
+        "--device-id",
+        "cam5",
+    )
+    try:
+        assert recorder.wait_for(lambda r: len(r.results()) >= 5, timeout=60), daemon_log(tmp_path)
+        for garbage in (b"{not json", b'{"cmd": 5}', b"explode", b'{"cmd": "threshold", "value": 7}'):
+            publish.single("edgekit/cam5/cmd", garbage, hostname="127.0.0.1", port=broker.port, qos=1)
+        publish.single("edgekit/cam5/cmd", b'{"cmd": "pause"}', hostname="127.0.0.1", port=broker.port, qos=1)
+        time.sleep(1.0)
+        paused_at = len(recorder.results())
+        time.sleep(1.5)
+        assert len(recorder.results()) <= paused_at + 1
+        publish.single("edgekit/cam5/cmd", b"resume", hostname="127.0.0.1", port=broker.port, qos=1)
+        assert recorder.wait_for(lambda r: len(r.results()) >= paused_at + 10, timeout=20)
+        assert daemon.poll() is None
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=15)
+    log = daemon_log(tmp_path)
+    assert log.count("ignored command") == 4, log
+    assert no_gaps(seqs(recorder))
+    recorder.close()
+
+
+def test_source_that_disappears_is_retried_without_crashing(tmp_path, broker, detector, video) -> None:
+    moving = Path(shutil.copy(video, tmp_path / "clip.avi"))
+    recorder = Recorder(broker.port, "cam6")
+    daemon = start_daemon(
+        tmp_path,
+        "--model",
+        str(detector),
+        "--source",
+        str(moving),
+        "--loop",
+        "--max-fps",
+        "30",
+        "--broker",
+        f"mqtt://127.0.0.1:{broker.port}",
+        "--device-id",
+        "cam6",
+        "--stats-interval",
+        "0.5",
+    )
+    try:
+        assert recorder.wait_for(lambda r: len(r.results()) >= 3, timeout=60), daemon_log(tmp_path)
+        moving.unlink()
+        assert recorder.wait_for(lambda r: any(s["source_reconnects"] > 0 for s in r.of("stats")), timeout=30)
+        assert daemon.poll() is None
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=15)
+    assert daemon.returncode == 0
+    recorder.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# TLS and passwords
+
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    folder = tmp_path / "tls"
+    folder.mkdir()
+    subj = "/CN=edgekit-test-ca"
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True, cwd=folder)  # noqa: E731
+    run(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        subj,
+    )
+    run(
+        "openssl",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    )
+    (folder / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run(
+        "openssl",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    )
+    run("mosquitto_passwd", "-b", "-c", "passwd", "pi", "s3cret")
+    port = free_port()
+    extra = (
+        f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {folder}/passwd\n"
+        f"cafile {folder}/ca.crt\ncertfile {folder}/server.crt\nkeyfile {folder}/server.key\n"
+    )
+    mosquitto = Mosquitto(tmp_path / "tls-broker", extra=extra, port=port).start()
+    yield mosquitto, folder
+    mosquitto.stop()
+
+
+def test_tls_with_password(tmp_path, tls_broker, detector, video) -> None:
+    mosquitto, folder = tls_broker
+    (tmp_path / "password").write_text("s3cret\n")
+    daemon = start_daemon(
+        tmp_path,
+        "--model",
+        str(detector),
+        "--source",
+        str(video),
+        "--max-frames",
+        "5",
+        "--broker",
+        f"mqtts://127.0.0.1:{mosquitto.port}",
+        "--ca-file",
+        str(folder / "ca.crt"),
+        "--username",
+        "pi",
+        "--password-file",
+        str(tmp_path / "password"),
+        "--device-id",
+        "tls1",
+        "--json",
+    )
+    out, _ = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, daemon_log(tmp_path)
+    summary = json.loads(out)
+    assert summary["broker_connects"] >= 1 and summary["buffered"] == 0, daemon_log(tmp_path)
+
+
+def test_wrong_password_is_one_clear_line(tmp_path, tls_broker, detector, video) -> None:
+    mosquitto, folder = tls_broker
+    env_password = {"EDGEKIT_MQTT_PASSWORD": "wrong"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env_password}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgekit",
+            "run",
+            "--model",
+            str(detector),
+            "--source",
+            str(video),
+            "--loop",
+            "--broker",
+            f"mqtts://127.0.0.1:{mosquitto.port}",
+            "--ca-file",
+            str(folder / "ca.crt"),
+            "--username",
+            "pi",
+            "--device-id",
+            "tls2",
+            "--buffer",
+            str(tmp_path / "o.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == BrokerError.exit_code
+    errors = [line for line in done.stderr.splitlines() if line.startswith("edgekit: error:")]
+    assert len(errors) == 1 and "refused" in errors[0] and "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input: one clear line each
+
+
+def bad_run(cli, *args: str) -> tuple[int, str]:
+    result = cli("run", *args)
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("edgekit: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return result.exit_code, lines[-1]
+
+
+def test_missing_model(cli, video, tmp_path) -> None:
+    code, _ = bad_run(cli, "--model", str(tmp_path / "none.tflite"), "--source", str(video))
+    assert code == InputNotFoundError.exit_code
+
+
+def test_model_whose_input_does_not_match_its_manifest(cli, detector, video, tmp_path) -> None:
+    model = Path(shutil.copy(detector, tmp_path / "m.tflite"))
+    manifest = json.loads(Path(str(detector) + ".manifest.json").read_text())
+    manifest["preprocessing"]["size"] = [32, 32]
+    Path(str(model) + ".manifest.json").write_text(json.dumps(manifest))
+    code, line = bad_run(cli, "--model", str(model), "--source", str(video), "--buffer", str(tmp_path / "o.sqlite"))
+    assert code == DataError.exit_code and "manifest" in line
+
+
+def test_unreadable_source(cli, detector, tmp_path) -> None:
+    junk = tmp_path / "junk.avi"
+    junk.write_bytes(b"not a video at all")
+    code, _ = bad_run(cli, "--model", str(detector), "--source", str(junk), "--buffer", str(tmp_path / "o.sqlite"))
+    assert code == SourceError.exit_code
+    code, _ = bad_run(cli, "--model", str(detector), "--source", str(tmp_path / "none.mp4"))
+    assert code == SourceError.exit_code
+
+
+@pytest.mark.parametrize("url", ["http://host:1883", "mqtt://", "mqtt://host:notaport"])
+def test_bad_broker_url(cli, detector, video, url: str, tmp_path) -> None:
+    code, line = bad_run(
+        cli, "--model", str(detector), "--source", str(video), "--broker", url, "--buffer", str(tmp_path / "o.sqlite")
+    )
+    assert code == ConfigError.exit_code and "broker URL" in line
+
+
+def test_config_file_errors_name_the_key(cli, tmp_path, detector) -> None:
+    config = tmp_path / "daemon.yaml"
+    config.write_text(f"model: {detector}\nqos: 7\n")
+    code, line = bad_run(cli, "--config", str(config))
+    assert code == ConfigError.exit_code and "qos" in line
+    config.write_text(f"model: {detector}\nsorce: 0\n")
+    code, line = bad_run(cli, "--config", str(config))
+    assert code == ConfigError.exit_code and "sorce" in line
