@@ -25,9 +25,11 @@ def write_shapes_video(
     sizes = rng.uniform(0.18, 0.3, size=count) * min(width, height)
     position = rng.uniform([0.2 * width, 0.2 * height], [0.8 * width, 0.8 * height], size=(count, 2))
     velocity = rng.uniform(-6, 6, size=(count, 2))
-    colours = [tuple(int(c) for c in rng.integers(40, 256, size=3)) for _ in range(count)]
+    colours: list[tuple[int, int, int]] = [
+        (int(r), int(g), int(b)) for r, g, b in rng.integers(40, 256, size=(count, 3))
+    ]
     background = np.full((height, width, 3), 30, dtype=np.uint8)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write {path}")
     try:
