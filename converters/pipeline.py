@@ -61,6 +61,8 @@ class ConvertRequest:
     calib_samples: int = DEFAULT_CALIBRATION_SAMPLES
     # Image preprocessing given on the command line; overrides the example's and is recorded.
     preprocessing: dict[str, Any] | None = None
+    # The task for a model with no example.json or manifest (classification, regression, …).
+    task: str | None = None
 
 
 @dataclass
@@ -287,6 +289,8 @@ def _load_reference(source: Path, kind: SourceKind) -> tuple[Any, Runtime]:
 def _prepare(request: ConvertRequest, progress: Progress) -> Context:
     kind = source_kind(request.source)
     description = model_description(request.source)
+    if request.task:
+        description["task"] = request.task
     if request.preprocessing:
         description["preprocessing"] = {**(description.get("preprocessing") or {}), **request.preprocessing}
     ladder = [request.precision] if request.precision else list(request.target.ladder())

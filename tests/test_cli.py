@@ -139,3 +139,4 @@ def test_demo_tells_the_story_end_to_end(tmp_path: Path) -> None:
     files = {p.name for p in (tmp_path / "demo" / "digits").iterdir()}
     assert {"model.keras", "data.npz", "model_int8.tflite", "model_int8.tflite.manifest.json"} <= files
     assert {"model_fp16.xml", "model_fp16.bin"} <= files
+    assert "4. Daemon: shapes detector int8" in result.stdout and "0 left unsent" in result.stdout

@@ -485,3 +485,38 @@ def test_config_file_errors_name_the_key(cli, tmp_path, detector) -> None:
     config.write_text(f"model: {detector}\nsorce: 0\n")
     code, line = bad_run(cli, "--config", str(config))
     assert code == ConfigError.exit_code and "sorce" in line
+
+
+def test_prometheus_metrics(tmp_path, broker, detector, video) -> None:
+    import urllib.request
+
+    port = free_port()
+    recorder = Recorder(broker.port, "cam7")
+    daemon = start_daemon(
+        tmp_path,
+        "--model",
+        str(detector),
+        "--source",
+        str(video),
+        "--loop",
+        "--max-fps",
+        "20",
+        "--broker",
+        f"mqtt://127.0.0.1:{broker.port}",
+        "--device-id",
+        "cam7",
+        "--stats-interval",
+        "0.3",
+        "--metrics-port",
+        str(port),
+    )
+    try:
+        assert recorder.wait_for(lambda r: len(r.of("stats")) >= 2, timeout=60), daemon_log(tmp_path)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=15)
+    line = next(line for line in text.splitlines() if line.startswith('edgekit_results{device_id="cam7"}'))
+    assert float(line.split()[-1]) > 0
+    assert 'edgekit_broker_connected{device_id="cam7"} 1.0' in text
+    recorder.close()

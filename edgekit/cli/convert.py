@@ -67,6 +67,7 @@ def _print_report(report: dict[str, Any]) -> None:
 
 
 COLOURS = ("rgb", "bgr", "gray")
+TASKS = ("classification", "binary-classification", "regression", "detection")
 
 
 def image_preprocessing(
@@ -111,6 +112,11 @@ def convert(
     color: str = typer.Option(None, "--color", help="Image folders: rgb, bgr or gray."),
     scale: float = typer.Option(None, "--scale", help="Image folders: input = pixel × scale + offset (e.g. 0.00392)."),
     offset: float = typer.Option(None, "--offset", help="Image folders: added after scaling."),
+    task: str = typer.Option(
+        None,
+        "--task",
+        help="For a model without example.json: classification, binary-classification, regression or detection.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout; logs go to stderr."),
 ) -> None:
     """Convert a model to TFLite, ONNX or OpenVINO IR, check it against its source and gate it."""
@@ -119,6 +125,8 @@ def convert(
 
     target = get_format(to)
     preprocessing = image_preprocessing(image_size, color, scale, offset)
+    if task is not None and task not in TASKS:
+        raise UnknownNameError("task", task, TASKS)
     precision = parse_precision(quant)
     if precision is None and max_drop is None:
         log("note: --quant auto without --max-drop picks the smallest artifact that converts")
@@ -135,6 +143,7 @@ def convert(
             allow_flex=allow_flex,
             calib_samples=calib_samples,
             preprocessing=preprocessing,
+            task=task,
         ),
         progress=log,
     )

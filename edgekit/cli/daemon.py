@@ -38,6 +38,7 @@ def run(
     max_fps: float = typer.Option(None, "--max-fps", help="Read the source no faster than this."),
     threads: int = typer.Option(None, "--threads", help="Inference threads."),
     stats_interval: float = typer.Option(None, "--stats-interval", help="Seconds between stats messages."),
+    metrics_port: int = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
     as_json: bool = typer.Option(False, "--json", help="At the end, print the run's summary as JSON on stdout."),
 ) -> None:
     """Run a model on a camera or video and publish results over MQTT until stopped."""
@@ -63,6 +64,7 @@ def run(
             "max_fps": max_fps,
             "threads": threads,
             "stats_interval": stats_interval,
+            "metrics_port": metrics_port,
         },
     )
     _setup_logging()

@@ -115,11 +115,16 @@ class LatestFrame:
             if self._taken and not self._cond.wait_for(lambda: not self._taken, timeout=timeout):
                 return None
             self._taken = True
+            self._cond.notify_all()
             return self._frame
 
     @property
     def depth(self) -> int:
         return 0 if self._taken else 1
+
+    def wait_until_taken(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._taken, timeout=timeout)
 
 
 class CaptureThread(threading.Thread):
@@ -143,6 +148,7 @@ class CaptureThread(threading.Thread):
         self.reconnects = 0
         self.ended = threading.Event()  # a file or folder that ended and does not loop
         self._times: list[float] = []
+        self.read_seconds = 0.0  # time spent in read(): decoding, or waiting for the camera
 
     def camera_fps(self) -> float:
         now = time.monotonic()
@@ -164,7 +170,9 @@ class CaptureThread(threading.Thread):
             last_frame = time.monotonic()
             try:
                 while not self.stop_event.is_set():
+                    started = time.perf_counter()
                     ok, image = capture.read()
+                    self.read_seconds += time.perf_counter() - started
                     if ok and image is not None:
                         last_frame = time.monotonic()
                         yield image
@@ -188,7 +196,15 @@ class CaptureThread(threading.Thread):
     def run(self) -> None:
         frame_id = 0
         next_due = 0.0
+        # A recording has no "now": unless it is paced with max_fps, each frame waits for the
+        # model instead of being decoded and thrown away. A camera or stream runs in real time:
+        # the newest frame wins and older ones are skipped.
+        recorded = Path(self.source).exists() and not self.min_interval
         for image in self._frames():
+            if recorded:
+                while not self.mailbox.wait_until_taken(0.2):
+                    if self.stop_event.is_set():
+                        return
             if self.min_interval:
                 delay = next_due - time.monotonic()
                 if delay > 0 and self.stop_event.wait(delay):

@@ -49,6 +49,7 @@ class DaemonConfig(BaseModel):
     top_k: int = Field(3, ge=1, description="classes reported per frame by classifiers")
     runtime: str | None = Field(None, description="runtime to use (default: by the model's file type)")
     threads: int | None = Field(None, ge=1, description="inference threads")
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="serve Prometheus metrics on this port")
     drain_seconds: float = Field(
         2.0, ge=0, description="on shutdown, how long to wait for the broker to take buffered results"
     )

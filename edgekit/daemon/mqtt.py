@@ -88,6 +88,7 @@ class DaemonLink:
         self.connects = 0
         self._inflight: dict[int, int] = {}  # paho mid → outbox id
         self._acked_early: set[int] = set()
+        self._generation = 0  # bumped by notify(): a wake-up between query and wait is not lost
         self._last_sent = 0
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -196,6 +197,7 @@ class DaemonLink:
     def notify(self) -> None:
         """A new message is in the outbox."""
         with self._wake:
+            self._generation += 1
             self._wake.notify_all()
 
     def _send_loop(self) -> None:
@@ -209,10 +211,12 @@ class DaemonLink:
                     return
                 room = MAX_INFLIGHT - len(self._inflight)
                 last = self._last_sent
+                generation = self._generation
             batch = self.outbox.after(last, room)
             if not batch:
                 with self._wake:
-                    self._wake.wait(0.05)
+                    if self._generation == generation:
+                        self._wake.wait(0.5)
                 continue
             for message in batch:
                 if not self.connected.is_set():

@@ -43,7 +43,10 @@ class Daemon:
         self._latencies: collections.deque[float] = collections.deque(maxlen=500)
         self._result_times: collections.deque[float] = collections.deque(maxlen=1000)
         self._on_result = on_result
+        # Seconds spent per stage over the run, so the next bottleneck is visible.
+        self._stage_seconds = dict.fromkeys(("preprocess", "inference", "postprocess", "publish"), 0.0)
         self.started = time.monotonic()
+        self._metrics: Any = None
 
     # -- commands (from the broker's network thread) ------------------------------------------
 
@@ -97,6 +100,10 @@ class Daemon:
             config.source, mailbox, loop=config.loop, stall_timeout=config.stall_timeout, max_fps=config.max_fps
         )
         topic = f"edgekit/{config.device_id}"
+        if config.metrics_port:
+            from edgekit.daemon.metrics import MetricsExporter
+
+            self._metrics = MetricsExporter(config.metrics_port, config.device_id)
         link.start()
         capture.start()
         next_stats = time.monotonic() + config.stats_interval
@@ -117,11 +124,15 @@ class Daemon:
                 if self.paused:
                     continue
                 start = time.perf_counter()
-                output = runtime.run({input_name: contract.prepare(frame.image)})
+                batch = contract.prepare(frame.image)
+                prepared = time.perf_counter()
+                output = runtime.run({input_name: batch})
+                inferred = time.perf_counter()
                 predictions = contract.interpret(
                     next(iter(output.values())), frame.image.shape, threshold=self.threshold, top_k=config.top_k
                 )
-                latency_ms = (time.perf_counter() - start) * 1000
+                done = time.perf_counter()
+                latency_ms = (done - start) * 1000
                 result = {
                     "device_id": config.device_id,
                     "run_id": self.run_id,
@@ -135,6 +146,14 @@ class Daemon:
                 self.seq += 1
                 outbox.put(f"{topic}/results", json.dumps(result).encode(), qos=config.qos)
                 link.notify()
+                published = time.perf_counter()
+                for stage, seconds in (
+                    ("preprocess", prepared - start),
+                    ("inference", inferred - prepared),
+                    ("postprocess", done - inferred),
+                    ("publish", published - done),
+                ):
+                    self._stage_seconds[stage] += seconds
                 self._latencies.append(latency_ms)
                 self._result_times.append(time.monotonic())
                 self.results += 1
@@ -200,6 +219,8 @@ class Daemon:
         self, link: DaemonLink, capture: CaptureThread, mailbox: LatestFrame, outbox: OfflineBuffer, topic: str
     ) -> None:
         stats = self.stats(capture, mailbox, outbox, link)
+        if self._metrics is not None:
+            self._metrics.update(stats)
         log.info(
             "stats: %.1f results/s, camera %.1f fps, skipped %d, p50 %.1f ms, buffered %d, connected %s",
             stats["inference_fps"],
@@ -216,4 +237,13 @@ class Daemon:
     def summary(
         self, capture: CaptureThread, mailbox: LatestFrame, outbox: OfflineBuffer, link: DaemonLink
     ) -> dict[str, Any]:
-        return {**self.stats(capture, mailbox, outbox, link), "frames_read": capture.frames_read}
+        per_result = max(self.results, 1)
+        stages = {"capture": round(capture.read_seconds / max(capture.frames_read, 1) * 1000, 4)}
+        stages.update({k: round(v / per_result * 1000, 4) for k, v in self._stage_seconds.items()})
+        elapsed = (self._result_times[-1] - self._result_times[0]) if len(self._result_times) > 1 else 0.0
+        return {
+            **self.stats(capture, mailbox, outbox, link),
+            "frames_read": capture.frames_read,
+            "stage_ms": stages,  # mean milliseconds per frame (capture) or per result (the rest)
+            "results_per_s": round((len(self._result_times) - 1) / elapsed, 2) if elapsed else 0.0,
+        }
