@@ -93,7 +93,7 @@ def detector_stages(detector: Path, video: Path, port: int, frames: int, work: P
     total = sum(v for k, v in stages.items() if k != "capture")
     rows = [
         f"End-to-end {summary['results_per_s']:.1f} results/s over {summary['results']} results "
-        f"({summary['skipped_frames']} frames skipped by design: capture keeps only the newest).",
+        f"({summary['skipped_frames']} frames skipped: a recording is read frame by frame as the model takes them).",
         "",
         "| stage | mean ms | share of the inference thread |",
         "|---|---|---|",
