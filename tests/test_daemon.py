@@ -43,9 +43,13 @@ def broker(tmp_path):
     mosquitto.stop()
 
 
-def start_daemon(tmp_path: Path, *args: str) -> subprocess.Popen:
+def start_daemon(
+    tmp_path: Path, model: Path, source: object, broker_url: str, device_id: str, *extra: str
+) -> subprocess.Popen:
+    """`edgekit run` as a real process; its stderr goes to tmp_path/daemon.log."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     log = open(tmp_path / "daemon.log", "w")  # noqa: SIM115 - closed with the process
+    args = ["--model", str(model), "--source", str(source), "--broker", broker_url, "--device-id", device_id, *extra]
     return subprocess.Popen(
         [sys.executable, "-m", "edgekit", "run", "--buffer", str(tmp_path / "outbox.sqlite"), *args],
         stdout=subprocess.PIPE,
@@ -53,6 +57,13 @@ def start_daemon(tmp_path: Path, *args: str) -> subprocess.Popen:
         text=True,
         env=env,
     )
+
+
+def terminate(daemon: subprocess.Popen) -> None:
+    """SIGTERM, as a service manager stops it, and wait for the exit."""
+    if daemon.poll() is None:
+        daemon.send_signal(signal.SIGTERM)
+    daemon.wait(timeout=15)
 
 
 def daemon_log(tmp_path: Path) -> str:
@@ -72,15 +83,11 @@ def test_results_arrive_in_order_with_status_and_stats(tmp_path, broker, detecto
     recorder = Recorder(broker.port, "cam1")
     daemon = start_daemon(
         tmp_path,
-        "--model",
         str(detector),
-        "--source",
         str(video),
-        "--loop",
-        "--broker",
         f"mqtt://127.0.0.1:{broker.port}",
-        "--device-id",
         "cam1",
+        "--loop",
         "--max-frames",
         "40",
         "--stats-interval",
@@ -118,18 +125,7 @@ def test_network_cut_mid_run_loses_nothing(tmp_path, broker, detector, video) ->
     proxy = CuttableProxy(broker.port)
     proxy.restore()
     daemon = start_daemon(
-        tmp_path,
-        "--model",
-        str(detector),
-        "--source",
-        str(video),
-        "--loop",
-        "--max-fps",
-        "25",
-        "--broker",
-        f"mqtt://127.0.0.1:{proxy.port}",
-        "--device-id",
-        "cam2",
+        tmp_path, str(detector), str(video), f"mqtt://127.0.0.1:{proxy.port}", "cam2", "--loop", "--max-fps", "25"
     )
     try:
         assert recorder.wait_for(lambda r: len(r.results()) >= 20, timeout=60), daemon_log(tmp_path)
@@ -139,8 +135,7 @@ def test_network_cut_mid_run_loses_nothing(tmp_path, broker, detector, video) ->
         produced_during_cut = 10 * 25 * 0.5
         assert recorder.wait_for(lambda r: len(set(seqs(r))) >= 20 + produced_during_cut, timeout=60)
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=15)
+        terminate(daemon)
         proxy.close()
     assert daemon.returncode == 0
     assert recorder.wait_for(lambda r: no_gaps(seqs(r)), timeout=20), sorted(set(seqs(recorder)))
@@ -152,18 +147,7 @@ def test_broker_unreachable_at_start_then_delivered(tmp_path, broker, detector, 
     recorder = Recorder(broker.port, "cam3")
     proxy = CuttableProxy(broker.port)  # down: connections refused
     daemon = start_daemon(
-        tmp_path,
-        "--model",
-        str(detector),
-        "--source",
-        str(video),
-        "--loop",
-        "--max-fps",
-        "10",
-        "--broker",
-        f"mqtt://127.0.0.1:{proxy.port}",
-        "--device-id",
-        "cam3",
+        tmp_path, str(detector), str(video), f"mqtt://127.0.0.1:{proxy.port}", "cam3", "--loop", "--max-fps", "10"
     )
     try:
         time.sleep(3)
@@ -172,8 +156,7 @@ def test_broker_unreachable_at_start_then_delivered(tmp_path, broker, detector, 
         proxy.restore()
         assert recorder.wait_for(lambda r: len(set(seqs(r))) >= 40, timeout=60), daemon_log(tmp_path)
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=15)
+        terminate(daemon)
         proxy.close()
     assert recorder.wait_for(lambda r: no_gaps(seqs(r)), timeout=10), sorted(set(seqs(recorder)))
     assert min(seqs(recorder)) == 0
@@ -183,17 +166,7 @@ def test_broker_unreachable_at_start_then_delivered(tmp_path, broker, detector, 
 def test_sigterm_stops_within_5s_and_a_restart_delivers_what_was_buffered(tmp_path, broker, detector, video) -> None:
     proxy = CuttableProxy(broker.port)  # the broker is unreachable for this whole run
     daemon = start_daemon(
-        tmp_path,
-        "--model",
-        str(detector),
-        "--source",
-        str(video),
-        "--max-fps",
-        "20",
-        "--broker",
-        f"mqtt://127.0.0.1:{proxy.port}",
-        "--device-id",
-        "cam4",
+        tmp_path, str(detector), str(video), f"mqtt://127.0.0.1:{proxy.port}", "cam4", "--max-fps", "20"
     )
     time.sleep(4)
     started = time.monotonic()
@@ -205,17 +178,7 @@ def test_sigterm_stops_within_5s_and_a_restart_delivers_what_was_buffered(tmp_pa
 
     recorder = Recorder(broker.port, "cam4")
     restart = start_daemon(
-        tmp_path,
-        "--model",
-        str(detector),
-        "--source",
-        str(video),
-        "--max-frames",
-        "5",
-        "--broker",
-        f"mqtt://127.0.0.1:{broker.port}",
-        "--device-id",
-        "cam4",
+        tmp_path, str(detector), str(video), f"mqtt://127.0.0.1:{broker.port}", "cam4", "--max-frames", "5"
     )
     restart.communicate(timeout=60)
     first_run = [r for r in recorder.results() if r["seq"] < buffered]
@@ -235,18 +198,7 @@ def test_commands_pause_resume_and_malformed_are_ignored(tmp_path, broker, detec
 
     recorder = Recorder(broker.port, "cam5")
     daemon = start_daemon(
-        tmp_path,
-        "--model",
-        str(detector),
-        "--source",
-        str(video),
-        "--loop",
-        "--max-fps",
-        "20",
-        "--broker",
-        f"mqtt://127.0.0.1:{broker.port}",
-        "--device-id",
-        "cam5",
+        tmp_path, str(detector), str(video), f"mqtt://127.0.0.1:{broker.port}", "cam5", "--loop", "--max-fps", "20"
     )
     try:
         assert recorder.wait_for(lambda r: len(r.results()) >= 5, timeout=60), daemon_log(tmp_path)
@@ -261,8 +213,7 @@ def test_commands_pause_resume_and_malformed_are_ignored(tmp_path, broker, detec
         assert recorder.wait_for(lambda r: len(r.results()) >= paused_at + 10, timeout=20)
         assert daemon.poll() is None
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=15)
+        terminate(daemon)
     log = daemon_log(tmp_path)
     assert log.count("ignored command") == 4, log
     assert no_gaps(seqs(recorder))
@@ -274,17 +225,13 @@ def test_source_that_disappears_is_retried_without_crashing(tmp_path, broker, de
     recorder = Recorder(broker.port, "cam6")
     daemon = start_daemon(
         tmp_path,
-        "--model",
         str(detector),
-        "--source",
         str(moving),
+        f"mqtt://127.0.0.1:{broker.port}",
+        "cam6",
         "--loop",
         "--max-fps",
         "30",
-        "--broker",
-        f"mqtt://127.0.0.1:{broker.port}",
-        "--device-id",
-        "cam6",
         "--stats-interval",
         "0.5",
     )
@@ -294,8 +241,7 @@ def test_source_that_disappears_is_retried_without_crashing(tmp_path, broker, de
         assert recorder.wait_for(lambda r: any(s["source_reconnects"] > 0 for s in r.of("stats")), timeout=30)
         assert daemon.poll() is None
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=15)
+        terminate(daemon)
     assert daemon.returncode == 0
     recorder.close()
 
@@ -374,22 +320,18 @@ def test_tls_with_password(tmp_path, tls_broker, detector, video) -> None:
     (tmp_path / "password").write_text("s3cret\n")
     daemon = start_daemon(
         tmp_path,
-        "--model",
         str(detector),
-        "--source",
         str(video),
+        f"mqtts://127.0.0.1:{mosquitto.port}",
+        "tls1",
         "--max-frames",
         "5",
-        "--broker",
-        f"mqtts://127.0.0.1:{mosquitto.port}",
         "--ca-file",
         str(folder / "ca.crt"),
         "--username",
         "pi",
         "--password-file",
         str(tmp_path / "password"),
-        "--device-id",
-        "tls1",
         "--json",
     )
     out, _ = daemon.communicate(timeout=60)
@@ -494,17 +436,13 @@ def test_prometheus_metrics(tmp_path, broker, detector, video) -> None:
     recorder = Recorder(broker.port, "cam7")
     daemon = start_daemon(
         tmp_path,
-        "--model",
         str(detector),
-        "--source",
         str(video),
+        f"mqtt://127.0.0.1:{broker.port}",
+        "cam7",
         "--loop",
         "--max-fps",
         "20",
-        "--broker",
-        f"mqtt://127.0.0.1:{broker.port}",
-        "--device-id",
-        "cam7",
         "--stats-interval",
         "0.3",
         "--metrics-port",
@@ -514,8 +452,7 @@ def test_prometheus_metrics(tmp_path, broker, detector, video) -> None:
         assert recorder.wait_for(lambda r: len(r.of("stats")) >= 2, timeout=60), daemon_log(tmp_path)
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=15)
+        terminate(daemon)
     line = next(line for line in text.splitlines() if line.startswith('edgekit_results{device_id="cam7"}'))
     assert float(line.split()[-1]) > 0
     assert 'edgekit_broker_connected{device_id="cam7"} 1.0' in text
@@ -533,19 +470,7 @@ def test_stream_url_source(tmp_path, broker, detector, video) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/{video.name}"
     recorder = Recorder(broker.port, "cam8")
-    daemon = start_daemon(
-        tmp_path,
-        "--model",
-        str(detector),
-        "--source",
-        url,
-        "--max-frames",
-        "10",
-        "--broker",
-        f"mqtt://127.0.0.1:{broker.port}",
-        "--device-id",
-        "cam8",
-    )
+    daemon = start_daemon(tmp_path, str(detector), url, f"mqtt://127.0.0.1:{broker.port}", "cam8", "--max-frames", "10")
     try:
         daemon.communicate(timeout=60)
     finally:
