@@ -478,3 +478,32 @@ def test_stream_url_source(tmp_path, broker, detector, video) -> None:
     assert daemon.returncode == 0, daemon_log(tmp_path)
     assert recorder.wait_for(lambda r: len(r.results()) >= 10, timeout=20)
     recorder.close()
+
+
+def test_runs_on_a_device_install_without_tensorflow(tmp_path, broker, detector, video) -> None:
+    """`pip install edgekit[device]` has no TensorFlow: the daemon must not import it."""
+    code = (
+        "import sys\n"
+        "for name in ('tensorflow', 'keras', 'tf2onnx', 'onnx', 'openvino'):\n"
+        "    sys.modules[name] = None  # importing it now raises ImportError\n"
+        "from edgekit.cli import main\n"
+        "sys.argv = ['edgekit', 'run', '--model', sys.argv[1], '--source', sys.argv[2], '--broker', sys.argv[3],\n"
+        "            '--device-id', 'notf', '--max-frames', '5', '--buffer', sys.argv[4], '--json']\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(detector),
+            str(video),
+            f"mqtt://127.0.0.1:{broker.port}",
+            str(tmp_path / "o.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["results"] == 5
