@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import zipfile
@@ -15,26 +16,32 @@ from edgekit.errors import ModelError, require_extra
 
 @contextlib.contextmanager
 def quiet_stdout() -> Iterator[None]:
-    """Send whatever converters print to stderr: with --json, stdout belongs to the report alone.
+    """Keep what converters print off stdout: with --json, stdout belongs to the report alone.
 
-    TensorFlow's exporter prints from Python, NNCF's progress bars hold their own handle on
-    stdout, and native code writes to file descriptor 1; redirecting the descriptor catches all.
+    TensorFlow's exporter prints its signatures from Python, NNCF's progress bars hold their own
+    handle on stdout, and native code writes to file descriptor 1; redirecting the descriptor
+    catches all. The text is dropped (edgekit reports its own progress) unless EDGEKIT_DEBUG is
+    set (`--debug`), when it goes to stderr.
     """
+    debug = os.environ.get("EDGEKIT_DEBUG", "") not in ("", "0")
     sys.stdout.flush()
     try:
         saved = os.dup(1)
     except OSError:  # no real descriptor (an embedding host): Python-level redirect only
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr if debug else io.StringIO()):
             yield
         return
+    sink = None if debug else open(os.devnull, "w")  # noqa: SIM115 - closed below
     try:
-        os.dup2(2, 1)
-        with contextlib.redirect_stdout(sys.stderr):
+        os.dup2(2 if sink is None else sink.fileno(), 1)
+        with contextlib.redirect_stdout(sys.stderr if sink is None else sink):
             yield
     finally:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+        if sink is not None:
+            sink.close()
 
 
 def _first_line(exc: BaseException) -> str:

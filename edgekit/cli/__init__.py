@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import warnings
 from typing import Any
 
 import typer
@@ -98,7 +99,22 @@ def _terminate_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _quiet_frameworks() -> None:
+    """TensorFlow's C++ INFO/WARNING lines and two known-harmless Python warnings bury what
+    edgekit says; --debug (or EDGEKIT_DEBUG) keeps them."""
+    if "--debug" in sys.argv:
+        os.environ["EDGEKIT_DEBUG"] = "1"  # converters then keep their own output (on stderr)
+    if os.environ.get("EDGEKIT_DEBUG", "") not in ("", "0"):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Keras warns when a one-input model is called with a bare tensor (how converters call it).
+    warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+    # TFLiteConverter warns that int8 inputs have no statistics; they come from calibration.
+    warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+
+
 def main() -> None:
+    _quiet_frameworks()
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     app(prog_name="edgekit")
     sys.exit(0)
