@@ -191,9 +191,7 @@ def harness_overhead(work: Path, pairs: int) -> list[str]:
     runs = 5000
     deltas, ours_us, bare_us = [], [], []
     for _ in range(pairs):
-        measured = measure(
-            lambda: load_runtime(model, "tflite", threads=1), BenchSettings(runs=runs, warmup=200, threads=1)
-        )
+        measured = measure(lambda: load_runtime(model, "tflite", threads=1), BenchSettings(runs=runs, warmup=200))
         interpreter = interpreter_class()(model_path=str(model), num_threads=1)
         interpreter.allocate_tensors()
         detail = interpreter.get_input_details()[0]

@@ -29,7 +29,6 @@ class BenchSettings:
     runs: int | None = 100
     duration_s: float | None = None
     warmup: int = 10
-    threads: int | None = None
 
     def validate(self) -> None:
         if self.runs is not None and self.runs < 1:
@@ -38,8 +37,6 @@ class BenchSettings:
             raise ConfigError(f"--duration must be positive, got {self.duration_s}")
         if self.warmup < 0:
             raise ConfigError(f"--warmup must be zero or positive, got {self.warmup}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"--threads must be at least 1, got {self.threads}")
 
 
 def percentile(sorted_ms: list[float], p: float) -> float:

@@ -80,6 +80,7 @@ class DaemonLink:
         self._mqtt = mqtt
         self.address = BrokerAddress.parse(settings.url)
         self.prefix = f"edgekit/{device_id}"
+        self._keepalive = settings.keepalive
         self.outbox = outbox
         self._on_command = on_command
         self.connected = threading.Event()
@@ -125,7 +126,7 @@ class DaemonLink:
 
     def start(self) -> None:
         """Connect in the background: a broker that is down now is retried with backoff."""
-        self.client.connect_async(self.address.host, self.address.port, keepalive=15)
+        self.client.connect_async(self.address.host, self.address.port, keepalive=self._keepalive)
         self.client.loop_start()
         self._sender.start()
 
