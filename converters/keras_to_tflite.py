@@ -50,15 +50,11 @@ def _static_batch_copy(model: Any) -> Any:
 
 
 def _representative(model: Any, data: Dataset) -> Callable[[], Iterator[list[np.ndarray]]]:
-    names = [t.name.split(":")[0] for t in model.inputs]
+    keys = [data.key_for(t.name.split(":")[0]) for t in model.inputs]
 
     def generate() -> Iterator[list[np.ndarray]]:
         for i in range(len(data)):
-            sample = []
-            for name in names:
-                key = next(k for k in data.inputs if k.split(":")[0] == name or name in k)
-                sample.append(data.inputs[key][i : i + 1])
-            yield sample
+            yield [data.inputs[key][i : i + 1] for key in keys]
 
     return generate
 

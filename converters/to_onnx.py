@@ -48,16 +48,13 @@ class _Reader:
     """ONNX Runtime's CalibrationDataReader protocol over a Dataset, one sample at a time."""
 
     def __init__(self, data: Dataset, input_names: list[str]) -> None:
+        keys = {name: data.key_for(name) for name in input_names}
         self._items: Iterator[dict[str, np.ndarray]] = (
-            {name: data.inputs[_key(data, name)][i : i + 1] for name in input_names} for i in range(len(data))
+            {name: data.inputs[key][i : i + 1] for name, key in keys.items()} for i in range(len(data))
         )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._items, None)
-
-
-def _key(data: Dataset, name: str) -> str:
-    return next(k for k in data.inputs if k == name or k.split(":")[0] == name or name in k)
 
 
 def output_producers(path: Path) -> list[str]:

@@ -41,11 +41,8 @@ def _quantize(model: Any, calibration: Dataset | None, *, keep_head_float: bool)
     assert calibration is not None  # the pipeline checks this before converting
     names = [port.get_any_name() for port in model.inputs]
 
-    def key(name: str) -> str:
-        short = name.split(":")[0]
-        return next(k for k in calibration.inputs if k == name or k.split(":")[0] == short or short in k)
-
-    items = [{name: calibration.inputs[key(name)][i : i + 1] for name in names} for i in range(len(calibration))]
+    keys = {name: calibration.key_for(name) for name in names}
+    items = [{name: calibration.inputs[keys[name]][i : i + 1] for name in names} for i in range(len(calibration))]
     ignored = None
     if keep_head_float:
         heads = [result.input_value(0).get_node().get_friendly_name() for result in model.get_results()]

@@ -59,6 +59,15 @@ class Dataset:
             notes=list(self.notes),
         )
 
+    def key_for(self, input_name: str) -> str:
+        """The array feeding model input ``input_name``: the same name, or one contained in it
+        (data keyed ``image`` feeds a converter's ``serving_default_image:0``)."""
+        short = input_name.split(":")[0]
+        for key in self.inputs:
+            if key == input_name or key.split(":")[0] == short or short in key:
+                return key
+        raise DataError(f"{self.origin}: no array feeds model input '{input_name}' (arrays: {sorted(self.inputs)})")
+
     def sample(self, count: int) -> Dataset:
         """A deterministic, evenly spread subset of at most ``count`` samples."""
         if len(self) <= count:
