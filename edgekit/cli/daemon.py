@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from edgekit.cli.output import emit_json, stderr, stdout
+from edgekit.cli.output import emit_json, stdout
 from edgekit.errors import BrokerError, ConfigError, require_extra
 
 
@@ -70,10 +70,6 @@ def run(
     _setup_logging()
     daemon = Daemon(settings)
     daemon.install_signal_handlers()
-    stderr.print(
-        f"edgekit run: {settings.model.name} on {settings.source} → {settings.broker} as edgekit/{settings.device_id}/",
-        markup=False,
-    )
     summary = daemon.run()
     if as_json:
         emit_json(summary)

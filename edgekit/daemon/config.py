@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgekit.errors import ConfigError, InputNotFoundError
 
@@ -54,6 +54,18 @@ class DaemonConfig(BaseModel):
         2.0, ge=0, description="on shutdown, how long to wait for the broker to take buffered results"
     )
 
+    @field_validator("broker")
+    @classmethod
+    def _broker_url_parses(cls, value: str) -> str:
+        # Checked with the rest of the config, before a model is loaded or a camera opened.
+        from edgekit.daemon.mqtt import BrokerAddress
+
+        try:
+            BrokerAddress.parse(value)
+        except ConfigError as exc:
+            raise ValueError(exc.one_line()) from None
+        return value
+
     def outbox_path(self) -> Path:
         return self.buffer or Path.home() / ".cache" / "edgekit" / f"outbox-{self.device_id}.sqlite"
 
@@ -72,7 +84,8 @@ def _format(exc: ValidationError, origin: str) -> str:
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
     value = first.get("input")
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    return f"{origin}: {key}: {first['msg']}{shown}"
+    message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own message
+    return f"{origin}: {key}: {message}{shown}"
 
 
 def load_config(path: Path | None, overrides: dict[str, Any]) -> DaemonConfig:

@@ -90,6 +90,9 @@ class Daemon:
         contract.check_input(runtime.inputs[0], config.model)
         check_source(config.source)
         input_name = runtime.inputs[0].name
+        log.info(
+            "running %s on %s → %s as edgekit/%s/", config.model.name, config.source, config.broker, config.device_id
+        )
 
         outbox = OfflineBuffer(config.outbox_path(), config.buffer_max)
         if len(outbox):
