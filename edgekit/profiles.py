@@ -6,12 +6,13 @@ field is rejected with the key path.
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgekit.errors import DeviceError, InputNotFoundError, UnknownNameError
 
@@ -52,6 +53,12 @@ class MemorySpec(_Strict):
     ram_gb: float = Field(..., gt=0, description="RAM of the variant this profile describes")
     variants_gb: list[float] = Field(default_factory=list, description="other RAM sizes sold")
     kind: str = Field(..., description="memory technology, e.g. LPDDR4-3200")
+    usable_fraction: float = Field(
+        0.75,
+        gt=0,
+        le=1,
+        description="share of RAM one application can count on (edgekit assumption: the OS keeps the rest)",
+    )
     source: str = Field(..., description="where these figures come from (URL)")
 
 
@@ -65,28 +72,148 @@ class GpuSpec(_Strict):
     source: str = Field(..., description="where these figures come from (URL)")
 
 
+class ComputeSpec(_Strict):
+    """Peak arithmetic per core and cycle; peak per second is this × clock × cores."""
+
+    fp32_macs_per_cycle: float = Field(..., gt=0, description="fp32 multiply-accumulates per core per cycle")
+    fp16_macs_per_cycle: float | None = Field(None, gt=0, description="fp16 MACs per core per cycle, if native")
+    int8_macs_per_cycle: float = Field(..., gt=0, description="int8 MACs per core per cycle")
+    vector_bits: int = Field(128, description="SIMD width the element-wise kernels use")
+    source: str = Field(..., description="where these figures come from (URL)")
+    notes: str = ""
+
+
+class BandwidthSpec(_Strict):
+    gbs: float = Field(..., gt=0, description="memory bandwidth in GB/s")
+    kind: Literal["measured", "theoretical"] = Field(..., description="a measurement, or bus width × transfer rate")
+    source: str = Field(..., description="where this figure comes from (URL, or the command that measured it)")
+
+
+class RuntimeSpec(_Strict):
+    """A runtime or delegate usable on the device, and what it cannot run."""
+
+    name: str = Field(..., description="e.g. tflite-xnnpack, tflite-gpu, onnxruntime-cpu")
+    engine: Literal["tflite", "onnxruntime", "openvino", "ncnn", "tensorrt"] = Field(
+        ..., description="the inference engine; edgekit's runtime of the same name predicts for it"
+    )
+    processor: Literal["cpu", "gpu", "npu"] = "cpu"
+    supported_ops: list[str] | None = Field(
+        None, description="operator kinds the delegate runs; others fall back to the CPU (None: all)"
+    )
+    partition_overhead_ms: float = Field(
+        0.0, ge=0, description="cost of each hand-over between this delegate and the CPU"
+    )
+    overhead_mb: float = Field(10.0, ge=0, description="memory the runtime itself takes beyond the model")
+    source: str = Field(..., description="where the operator limits come from (URL)")
+
+
+class Reference(_Strict):
+    """A published latency of a named architecture on this device."""
+
+    model: str = Field(
+        ..., description="architecture name in edgekit's reference table (edgekit/reference_models.json)"
+    )
+    runtime: str = Field(..., description="runtime name as listed under runtimes, or the engine that measured it")
+    engine: Literal["tflite", "onnxruntime", "openvino", "ncnn", "tensorrt", "pytorch"]
+    processor: Literal["cpu", "gpu", "npu"] = "cpu"
+    precision: Literal["fp32", "fp16", "int8"]
+    threads: int = Field(1, ge=1)
+    latency_ms: float = Field(..., gt=0)
+    clock_ghz: float | None = Field(None, gt=0, description="the clock the measurement ran at, if not the profile's")
+    source: str = Field(..., description="URL of the published figure")
+    notes: str = ""
+
+    @field_validator("model")
+    @classmethod
+    def _known_architecture(cls, value: str) -> str:
+        from edgekit.reference_models import reference_names
+
+        if value not in reference_names():
+            raise ValueError(f"'{value}' is not in edgekit's reference table ({', '.join(reference_names())})")
+        return value
+
+
+class CalibrationFit(_Strict):
+    """One fitted cost model, written by `edgekit profiles calibrate`."""
+
+    engine: Literal["tflite", "onnxruntime", "openvino"]
+    precision: Literal["fp32", "fp16", "int8"]
+    threads: int = Field(..., ge=1)
+    coefficients: dict[str, float] = Field(..., description="seconds per unit of each cost term")
+    residual_low: float = Field(..., description="10th percentile of measured / predicted on the calibration set")
+    residual_high: float = Field(..., description="90th percentile of measured / predicted")
+    points: dict[str, float] = Field(..., description="calibration model → measured median latency (ms)")
+
+
+class Calibration(_Strict):
+    measured_on: str = Field(..., description="ISO date of the calibration run")
+    command: str
+    fits: list[CalibrationFit]
+
+
 class DeviceProfile(_Strict):
     name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9-]*$", description="short name used on the command line")
     title: str = Field(..., description="human-readable device name")
     arch: Literal["arm64", "x86_64"] = Field(..., description="CPU architecture")
     cpu: CpuSpec
+    compute: ComputeSpec
     memory: MemorySpec
+    bandwidth: BandwidthSpec
     gpu: GpuSpec | None = None
-    runtimes: list[str] = Field(..., min_length=1, description="runtimes and delegates usable on the device")
+    runtimes: list[RuntimeSpec] = Field(..., min_length=1, description="runtimes and delegates usable on the device")
+    default_threads: int = Field(..., ge=1, description="threads a prediction assumes when none are given")
+    references: list[Reference] = Field(default_factory=list, description="published measurements the model fits")
+    calibration: Calibration | None = None
     recognise: str | None = Field(
         None, description="substring of /proc/device-tree/model (or CPU model name) that identifies this device"
     )
+    borrow_efficiency_from: str | None = Field(
+        None, description="a profile with the same cores whose fitted efficiencies this one uses (no references)"
+    )
     notes: str = ""
 
+    @property
+    def max_threads(self) -> int:
+        return self.cpu.cores
 
-def _format_validation_error(path: str, exc: ValidationError) -> str:
+    def runtime(self, engine: str, processor: str = "cpu") -> RuntimeSpec | None:
+        for spec in self.runtimes:
+            if spec.engine == engine and spec.processor == processor:
+                return spec
+        return None
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of the YAML node at key path ``loc`` (the deepest one that exists)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((value for key, value in node.value if key.value == part), None)
+            if match is None:
+                # A missing or extra key: point at the key itself, else at its parent.
+                key_node = next((key for key, _ in node.value if key.value == part), None)
+                return key_node.start_mark.line + 1 if key_node is not None else line
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _format_validation_error(origin: str, exc: ValidationError, root: yaml.Node | None) -> str:
     first = exc.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    return f"{path}: {key}: {first['msg']}"
+    loc = tuple(first["loc"])
+    key = ".".join(str(part) for part in loc) or "(top level)"
+    line = _line_of(root, loc)
+    where = f"{origin}:{line}" if line else origin
+    return f"{where}: {key}: {first['msg']}"
 
 
 def parse_profile(text: str, origin: str) -> DeviceProfile:
     try:
+        root = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise DeviceError(f"{origin} is not valid YAML: {exc}".replace("\n", " ")) from exc
@@ -95,7 +222,7 @@ def parse_profile(text: str, origin: str) -> DeviceProfile:
     try:
         return DeviceProfile.model_validate(data)
     except ValidationError as exc:
-        raise DeviceError(_format_validation_error(origin, exc), hint="fix the profile field named") from exc
+        raise DeviceError(_format_validation_error(origin, exc, root), hint="fix the profile field named") from exc
 
 
 def shipped_profile_names() -> list[str]:
@@ -103,15 +230,43 @@ def shipped_profile_names() -> list[str]:
     return sorted(entry.name[: -len(".yaml")] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
 
 
+def user_profile_dir() -> Path:
+    """Where `edgekit profiles calibrate` writes profiles of this machine (EDGEKIT_PROFILE_DIR overrides)."""
+    configured = os.environ.get("EDGEKIT_PROFILE_DIR")
+    if configured:
+        return Path(configured)
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "edgekit" / "profiles"
+
+
+def user_profile_names() -> list[str]:
+    folder = user_profile_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def profile_names() -> list[str]:
+    """Every name `--device` accepts: shipped profiles and calibrated ones."""
+    return sorted(set(shipped_profile_names()) | set(user_profile_names()))
+
+
 def load_profile(name: str) -> DeviceProfile:
-    """A shipped profile by name, or a YAML file by path."""
+    """A calibrated or shipped profile by name, or a YAML file by path."""
     if name.endswith((".yaml", ".yml")) or "/" in name:
         path = Path(name)
         if not path.is_file():
             raise InputNotFoundError(f"profile file {path} does not exist")
         return parse_profile(path.read_text(), str(path))
+    if name in user_profile_names():
+        path = user_profile_dir() / f"{name}.yaml"
+        return parse_profile(path.read_text(), str(path))
     names = shipped_profile_names()
     if name not in names:
-        raise UnknownNameError("device profile", name, names)
+        hint_names = profile_names()
+        error = UnknownNameError("device profile", name, hint_names)
+        if name == "host":
+            error.hint = "calibrate this machine first: edgekit profiles calibrate --name host"
+        raise error
     text = resources.files(PROFILE_PACKAGE).joinpath(f"{name}.yaml").read_text()
     return parse_profile(text, f"{name}.yaml")

@@ -24,9 +24,11 @@ def cli():
     return invoke
 
 
-def run_edgekit(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+def run_edgekit(
+    *args: str, timeout: float = 300, env_extra: dict[str, str] | None = None, **kwargs
+) -> subprocess.CompletedProcess:
     """Run ``python -m edgekit`` as a real process, the way a user's shell would."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env_extra or {})}
     env.pop("EDGEKIT_DEBUG", None)
     return subprocess.run(
         [sys.executable, "-m", "edgekit", *args],

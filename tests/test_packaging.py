@@ -34,6 +34,7 @@ def test_wheel_maps_converters_runtimes_and_profiles_into_edgekit(wheel: Path) -
     assert "edgekit/converters/__init__.py" in names
     assert "edgekit/runtimes/__init__.py" in names
     assert {f"edgekit/device_profiles/{p}.yaml" for p in PROFILES} <= names
+    assert "edgekit/reference_models.json" in names  # the predictor's features of published models
     # Nothing generic at the top of site-packages.
     tops = {name.split("/")[0] for name in names}
     assert tops == {"edgekit", *(t for t in tops if t.endswith(".dist-info"))}

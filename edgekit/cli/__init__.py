@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgekit import __version__
-from edgekit.cli import bench, convert, daemon, demo, examples
+from edgekit.cli import analyze, bench, convert, daemon, demo, examples, profiles
 from edgekit.cli.output import stderr
 from edgekit.errors import EdgekitError, Interrupted
 
@@ -71,6 +71,8 @@ app = typer.Typer(
 app.add_typer(examples.app, name="examples")
 app.command("convert")(convert.convert)
 app.command("bench")(bench.bench)
+app.command("analyze")(analyze.analyze)
+app.add_typer(profiles.app, name="profiles")
 app.command("run")(daemon.run)
 app.command("watch")(daemon.watch)
 app.command("broker")(daemon.broker)

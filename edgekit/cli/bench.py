@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgekit.cli.output import emit_json, human_bytes, print_wide, stderr
-from edgekit.errors import ConfigError, InputNotFoundError, OutputExistsError, UnknownNameError
+from edgekit.cli.output import emit_json, human_bytes, print_wide, stderr, stdout
+from edgekit.errors import ConfigError, DeviceError, InputNotFoundError, OutputExistsError, UnknownNameError
 from edgekit.outputs import atomic_file
 
 CSV_COLUMNS = (
     "model runtime threads size_bytes load_ms first_ms mean_ms std_ms cv p50_ms p90_ms p99_ms fps "
-    "peak_rss_mb rss_growth_mb fully_accelerated runs"
+    "peak_rss_mb rss_growth_mb fully_accelerated runs "
+    "device predicted_ms predicted_low_ms predicted_high_ms fits_memory"
 ).split()
 
 
@@ -69,8 +71,65 @@ def _csv(results: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for r in results:
-        writer.writerow({**r, **r["measured"]})
+        predicted = r["predicted"] or {}
+        writer.writerow(
+            {
+                **r,
+                **(r["measured"] or {}),
+                "device": r["device"] or "",
+                "predicted_ms": predicted.get("latency_ms", ""),
+                "predicted_low_ms": predicted.get("low_ms", ""),
+                "predicted_high_ms": predicted.get("high_ms", ""),
+                "fits_memory": predicted.get("fits_memory", ""),
+            }
+        )
     return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Target:
+    """A device to predict for; ``here`` when it is this machine, so it is measured too."""
+
+    profile: Any
+    runtime: str | None
+    here: bool
+
+
+def _devices(text: str | None, thread_counts: list[int | None]) -> list[Target]:
+    if not text:
+        return []
+    from edgekit.host import is_this_machine
+    from edgekit.predict import check_threads, parse_device
+
+    targets = []
+    for part in text.split(","):
+        profile, runtime = parse_device(part.strip())
+        for count in thread_counts:
+            check_threads(profile, count)
+        targets.append(Target(profile, runtime, is_this_machine(profile.recognise)))
+    return targets
+
+
+def _prediction_table(results: list[dict[str, Any]]) -> Table:
+    table = Table(title="edgekit bench: predicted per device (latency in ms)")
+    columns = ("model", "device", "runtime", "thr", "predicted", "low–high", "measured", "error", "memory", "fallback")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("model", "device", "runtime", "fallback") else "right")
+    for r in results:
+        p = r["predicted"]
+        if p is None:
+            continue
+        m = r["measured"]
+        error = f"{100 * (p['latency_ms'] / m['p50_ms'] - 1):+.0f} %" if m else ""
+        memory = p["memory_mb"]
+        fits = f"{'fits' if p['fits_memory'] else 'DOES NOT FIT'} ({memory['need']:.0f}/{memory['available']:.0f} MB)"
+        fallback = ", ".join(p["unsupported_ops"]) or "—"
+        table.add_row(
+            Path(r["model"]).name, r["device"], p["runtime"], str(p["threads"] or "—"),
+            f"{p['latency_ms']:.2f}", f"{p['low_ms']:.1f}–{p['high_ms']:.1f}",
+            f"{m['p50_ms']:.2f}" if m else "—", error, fits, fallback,
+        )  # fmt: skip
+    return table
 
 
 def bench(
@@ -84,8 +143,15 @@ def bench(
     csv_out: Path = typer.Option(None, "--csv", help="Also write the results as CSV to this file."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --csv file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout; progress goes to stderr."),
+    device: str = typer.Option(
+        None,
+        "--device",
+        help="Predict for device profiles, comma-separated (rpi4,pixel4:tflite-gpu,host); "
+        "on the device itself it is measured too.",
+    ),
 ) -> None:
-    """Measure load time, first inference, latency percentiles, throughput and memory."""
+    """Measure load time, first inference, latency percentiles, throughput and memory;
+    with --device, predict them for other devices."""
     from edgekit.bench import BenchSettings, measure
     from edgekit.data import Split, load_dataset
     from edgekit.runtimes import RUNTIMES, load_runtime, runtime_for_path
@@ -98,14 +164,27 @@ def bench(
     for model in models:
         if not model.exists():
             raise InputNotFoundError(f"model {model} does not exist")
-    plan: list[tuple[Path, str, int | None]] = []
+    targets = _devices(device, thread_counts)
+    plan: list[tuple[Path, str, int | None, Target | None]] = []
     for model in models:
         names = runtime.split(",") if runtime else [runtime_for_path(model)]
         for name in names:
             if name not in RUNTIMES:
                 raise UnknownNameError("runtime", name, RUNTIMES)
-            RUNTIMES[name].load_class()  # a missing package fails here, before any timing
-            plan += [(model, name, t) for t in thread_counts]
+            if targets and name == "keras":
+                raise DeviceError(
+                    f"cannot predict {model.name} on a device: predictions read a converted model",
+                    hint="convert it first (edgekit convert) and bench the .tflite, .onnx or .xml",
+                )
+            if not targets:
+                RUNTIMES[name].load_class()  # a missing package fails here, before any timing
+                plan += [(model, name, t, None) for t in thread_counts]
+                continue
+            for target in targets:
+                if target.here:
+                    RUNTIMES[name].load_class()
+                for t in thread_counts:
+                    plan.append((model, name, t, target))
     if csv_out is not None and csv_out.exists() and not force:
         raise OutputExistsError(f"--csv {csv_out} already exists", hint="pass --force to overwrite it")
 
@@ -118,7 +197,31 @@ def bench(
         console=stderr,
         transient=True,
     ) as bar:
-        for model, name, count in plan:
+        graphs: dict[Path, Any] = {}
+        for model, name, count, target in plan:
+            predicted = None
+            if target is not None:
+                from edgekit.graph import analyze
+                from edgekit.predict import predict
+
+                if model not in graphs:
+                    graphs[model] = analyze(model)
+                prediction = predict(graphs[model], target.profile, engine=name, threads=count, runtime=target.runtime)
+                predicted = prediction.to_dict()
+                count = prediction.threads if count is None else count
+                if not target.here:
+                    results.append(
+                        {
+                            "model": str(model),
+                            "runtime": name,
+                            "threads": count,
+                            "size_bytes": _size(model),
+                            "measured": None,
+                            "device": target.profile.name,
+                            "predicted": predicted,
+                        }
+                    )
+                    continue
             task = bar.add_task(f"{model.name} · {name} · {count or 'auto'} threads", total=settings.runs or None)
             dataset = None
             if data is not None:
@@ -139,8 +242,8 @@ def bench(
                     "threads": count,
                     "size_bytes": _size(model),
                     "measured": measured,
-                    "device": None,
-                    "predicted": None,
+                    "device": target.profile.name if target else None,
+                    "predicted": predicted,
                 }
             )
             bar.remove_task(task)
@@ -149,8 +252,14 @@ def bench(
             staging.write_text(_csv(results))
     if as_json:
         emit_json({"results": results})
-    else:
-        print_wide(_table(results))
+        return
+    measured_rows = [r for r in results if r["measured"] is not None]
+    if measured_rows:
+        print_wide(_table(measured_rows))
+    if targets:
+        print_wide(_prediction_table(results))
+        for line in sorted({r["predicted"]["basis"] for r in results if r["predicted"]}):
+            stdout.print(f"basis: {line}", markup=False)
 
 
 def _size(model: Path) -> int:

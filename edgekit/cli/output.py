@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False)
+stdout = Console(highlight=False, soft_wrap=True)
 
 
 def print_wide(renderable: object, min_width: int = 160) -> None:

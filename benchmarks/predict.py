@@ -1,0 +1,214 @@
+"""How good edgekit's latency predictions are (issue 5), measured in one run.
+
+    python benchmarks/predict.py [--seconds 2] [--rounds 2] [--threads 1] [--no-write]
+
+1. This machine: calibrate a profile here (edgekit.calibrate: the calibration set, TFLite and
+   ONNX Runtime, fp32 and int8), then build six architectures that are not in the calibration
+   set, convert each four ways, time them (``--rounds`` interleaved rounds, median of medians)
+   and predict each with the calibrated profile. Reported: median and worst absolute error,
+   share within ±10 %, beside two FLOPs baselines: FLOPs ÷ peak, and FLOPs × one throughput
+   fitted on the same calibration measurements. Goal: median ≤ 15 %, worst ≤ 40 %.
+2. Published references: every shipped profile's references, each predicted by the profile
+   fitted without it (leave-one-out). Goal for rpi4, rpi5 and the phone: median ≤ 25 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from benchmarks.results_file import publish  # noqa: E402
+
+TEST_SET = ("mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "resnet50", "densenet121", "nasnet_mobile")
+ENGINES = ("tflite", "onnxruntime")
+PRECISIONS = ("fp32", "int8")
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:+.1f} %"
+
+
+def host_part(work: Path, seconds: float, rounds: int, threads: int) -> list[str]:
+    from edgekit.calibrate import build_calibration_model, calibrate, export, time_model
+    from edgekit.features import Features
+    from edgekit.graph import analyze
+    from edgekit.predict import peak_flops, predict
+
+    log("calibrating this machine …")
+    profile = calibrate(
+        "host",
+        engines=list(ENGINES),
+        precisions=list(PRECISIONS),
+        threads=[threads],
+        quick=False,
+        seconds=seconds,
+        workdir=work,
+        command=f"edgekit profiles calibrate --threads {threads}",
+        progress=log,
+    )
+    assert profile.calibration is not None
+    # FLOPs baseline 2: one throughput per engine and precision, fitted on the calibration points.
+    flops_scale: dict[tuple[str, str], float] = {}
+    for fit in profile.calibration.fits:
+        ratios = []
+        for model, measured in fit.points.items():
+            artifact = work / f"{model}_{fit.precision}{'.tflite' if fit.engine == 'tflite' else '.onnx'}"
+            ratios.append(measured / analyze(artifact).flops)
+        flops_scale[(fit.engine, fit.precision)] = statistics.median(ratios)
+
+    artifacts: list[tuple[str, str, str, Path]] = []
+    for name in TEST_SET:
+        log(f"building and converting {name} …")
+        model = build_calibration_model(name)
+        for engine in ENGINES:
+            for precision in PRECISIONS:
+                artifacts.append((name, engine, precision, export(model, name, engine, precision, work)))
+    timings: dict[Path, list[float]] = {a[3]: [] for a in artifacts}
+    for round_index in range(rounds):
+        for name, engine, precision, path in artifacts:
+            timings[path].append(time_model(path, engine, threads, seconds))
+            log(f"round {round_index + 1}: {name} {engine} {precision}: {timings[path][-1]:.2f} ms")
+
+    rows = []
+    for name, engine, precision, path in artifacts:
+        graph = analyze(path)
+        measured = statistics.median(timings[path])
+        prediction = predict(graph, profile, engine=engine, threads=threads)
+        peak = graph.flops / peak_flops(profile, "cpu", Features.from_graph(graph).precision, threads) * 1000
+        fitted = graph.flops * flops_scale[(engine, precision)]
+        rows.append(
+            {
+                "model": name,
+                "engine": engine,
+                "precision": precision,
+                "measured": measured,
+                "predicted": prediction.latency_ms,
+                "low": prediction.low_ms,
+                "high": prediction.high_ms,
+                "error": prediction.latency_ms / measured - 1,
+                "peak_error": peak / measured - 1,
+                "flops_error": fitted / measured - 1,
+            }
+        )
+    table = [
+        f"Host: {profile.cpu.model}, {threads} thread(s). Calibrated on "
+        f"{len(next(iter(profile.calibration.fits)).points)} models per engine × precision "
+        f"(mobilenet_v1, mobilenet_v2, mobilenet_v2 0.35, squeezenet 1.1, efficientnet_v2_b0 and eight synthetic "
+        f"graphs); predicted: six architectures outside that set.",
+        "",
+        "| model | runtime | precision | measured ms | predicted ms (band) | error | FLOPs ÷ peak "
+        "| FLOPs × fitted rate |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        table.append(
+            f"| {r['model']} | {r['engine']} | {r['precision']} | {r['measured']:.2f} | {r['predicted']:.2f} "
+            f"({r['low']:.1f}–{r['high']:.1f}) | {pct(r['error'])} | {pct(r['peak_error'])} | {pct(r['flops_error'])} |"
+        )
+
+    def stats(key: str) -> tuple[float, float, float]:
+        errors = [abs(r[key]) for r in rows]
+        return statistics.median(errors), max(errors), sum(e <= 0.10 for e in errors) / len(errors)
+
+    ours, peak, fitted = stats("error"), stats("peak_error"), stats("flops_error")
+    inside = sum(r["low"] <= r["measured"] <= r["high"] for r in rows)
+    table += [
+        "",
+        "| predictor | median abs error | worst | within ±10 % |",
+        "|---|---|---|---|",
+        f"| **edgekit cost model (calibrated)** | **{100 * ours[0]:.1f} %** | **{100 * ours[1]:.1f} %** "
+        f"| {100 * ours[2]:.0f} % |",
+        f"| FLOPs ÷ peak | {100 * peak[0]:.1f} % | {100 * peak[1]:.1f} % | {100 * peak[2]:.0f} % |",
+        f"| FLOPs × one rate fitted on the calibration set | {100 * fitted[0]:.1f} % | {100 * fitted[1]:.1f} % "
+        f"| {100 * fitted[2]:.0f} % |",
+        "",
+        f"Goal median ≤ 15 %: {'met' if ours[0] <= 0.15 else 'MISSED'}; worst ≤ 40 %: "
+        f"{'met' if ours[1] <= 0.40 else 'MISSED'}. Measured latency inside the predicted band: {inside}/{len(rows)}.",
+    ]
+    return table
+
+
+def references_part() -> list[str]:
+    from edgekit.predict import leave_one_out
+    from edgekit.profiles import load_profile, shipped_profile_names
+
+    lines = [
+        "Published references, leave-one-out (each predicted by the profile fitted without it):",
+        "",
+        "| profile | processor | references | median abs error | worst | within ±10 % | goal (≤ 25 %) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    details = []
+    for name in shipped_profile_names():
+        profile = load_profile(name)
+        for processor in ("cpu", "gpu"):
+            rows = leave_one_out(profile, processor)
+            if not rows:
+                if processor == "cpu":
+                    borrowed = (
+                        f"; predicts with {profile.borrow_efficiency_from}'s fit"
+                        if profile.borrow_efficiency_from
+                        else ""
+                    )
+                    goal = "not measurable" if name in ("rpi4", "rpi5", "pixel4") else "—"
+                    lines.append(f"| {name} | cpu | 0{borrowed} | — | — | — | {goal} |")
+                continue
+            errors = sorted(abs(r["error"]) for r in rows)
+            median = statistics.median(errors)
+            within = sum(e <= 0.10 for e in errors) / len(errors)
+            goal = ("met" if median <= 0.25 else "MISSED") if processor == "cpu" else "—"
+            lines.append(
+                f"| {name} | {processor} | {len(rows)} | {100 * median:.1f} % | {100 * errors[-1]:.1f} % "
+                f"| {100 * within:.0f} % | {goal} |"
+            )
+            for r in rows:
+                details.append(
+                    f"| {name} | {processor} | {r['model']} | {r['engine']} | {r['precision']} | {r['threads']} "
+                    f"| {r['measured_ms']:g} | {r['predicted_ms']:.2f} | {pct(r['error'])} |"
+                )
+    lines += [
+        "",
+        "<details><summary>every reference</summary>",
+        "",
+        "| profile | processor | model | engine | precision | threads | published ms | predicted ms | error |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *details,
+        "",
+        "</details>",
+    ]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="timing per model and round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--skip-host", action="store_true", help="only the published-reference part")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    body: list[Any] = []
+    if not args.skip_host:
+        with tempfile.TemporaryDirectory(prefix="edgekit-predict-") as work:
+            body += host_part(Path(work), args.seconds, args.rounds, args.threads)
+        body.append("")
+    body += references_part()
+    command = "python benchmarks/predict.py" + (" --skip-host" if args.skip_host else "")
+    publish("predict", "Prediction accuracy (issue 5)", command, body, write=not args.no_write)
+
+
+if __name__ == "__main__":
+    main()

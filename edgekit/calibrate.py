@@ -1,0 +1,304 @@
+"""`edgekit profiles calibrate`: time a fixed set of models here and fit this machine's profile.
+
+The set mixes whole architectures with small synthetic graphs that each stress one cost term
+(dense convolutions, depthwise, big matmuls, long element-wise chains, concatenations, many
+tiny operators), so every coefficient of the cost model is pinned by some measurement. Each
+model is converted to the requested formats and precisions with edgekit's own converters, timed
+with edgekit's bench loop at each thread count, analysed, and the six coefficients are fitted
+per engine, precision and thread count by non-negative least squares on relative error, pulled
+gently towards the hardware prior where the measurements leave a term free.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.features import TERMS, Features
+from edgekit.profiles import (
+    BandwidthSpec,
+    Calibration,
+    CalibrationFit,
+    ComputeSpec,
+    CoreCluster,
+    CpuSpec,
+    DeviceProfile,
+    IsaFeatures,
+    MemorySpec,
+    RuntimeSpec,
+)
+
+Progress = Callable[[str], None]
+ENGINES = {"tflite": ".tflite", "onnxruntime": ".onnx"}
+PRIOR_WEIGHT = 0.05  # how hard the fit leans on the prior where the data says little
+
+
+def _synthetic(name: str) -> Any:
+    """Small graphs, each dominated by one cost term."""
+    import keras
+    from keras import layers
+
+    def model(shape: tuple[int, ...], body: Callable[[Any], Any]) -> Any:
+        inputs = keras.Input(shape)
+        return keras.Model(inputs, body(inputs), name=name)
+
+    if name == "conv3x3_stack":
+        return model(
+            (56, 56, 32), lambda x: _repeat(x, 4, lambda y: layers.Conv2D(64, 3, padding="same", activation="relu")(y))
+        )
+    if name == "conv1x1_stack":
+        return model((28, 28, 128), lambda x: _repeat(x, 6, lambda y: layers.Conv2D(256, 1, activation="relu")(y)))
+    if name == "depthwise_stack":
+        return model(
+            (112, 112, 64),
+            lambda x: _repeat(x, 8, lambda y: layers.DepthwiseConv2D(3, padding="same", activation="relu")(y)),
+        )
+    if name == "dense_stack":
+        return model((1024,), lambda x: _repeat(x, 4, lambda y: layers.Dense(1536, activation="relu")(y)))
+    if name == "elementwise_chain":
+
+        def swishes(y: Any) -> Any:
+            for _ in range(12):
+                y = layers.Multiply()([y, layers.Activation("sigmoid")(y)])
+                y = layers.Add()([y, y])
+            return y
+
+        return model((56, 56, 64), swishes)
+    if name == "concat_blocks":
+
+        def dense_block(y: Any) -> Any:
+            for _ in range(8):
+                new = layers.Conv2D(16, 3, padding="same", activation="relu")(y)
+                y = layers.Concatenate()([y, new])
+            return y
+
+        return model((28, 28, 32), dense_block)
+    if name == "squeeze_excite":
+
+        def se(y: Any) -> Any:
+            for _ in range(6):
+                s = layers.GlobalAveragePooling2D(keepdims=True)(y)
+                s = layers.Conv2D(32, 1, activation="relu")(s)
+                s = layers.Conv2D(128, 1, activation="hard_sigmoid")(s)
+                y = layers.Multiply()([y, s])
+                y = layers.Conv2D(128, 1)(y)
+            return y
+
+        return model((28, 28, 128), se)
+    if name == "tiny_ops":
+
+        def many(y: Any) -> Any:
+            for _ in range(150):
+                y = layers.Add()([layers.ReLU()(y), y])
+            return y
+
+        return model((16, 16, 16), many)
+    raise KeyError(name)
+
+
+def _repeat(x: Any, times: int, layer: Callable[[Any], Any]) -> Any:
+    for _ in range(times):
+        x = layer(x)
+    return x
+
+
+SYNTHETIC = (
+    "conv3x3_stack",
+    "conv1x1_stack",
+    "depthwise_stack",
+    "dense_stack",
+    "elementwise_chain",
+    "concat_blocks",
+    "squeeze_excite",
+    "tiny_ops",
+)
+# Whole architectures; none of them is one the calibration is later judged on.
+ARCHITECTURES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v2_035", "squeezenet", "efficientnet_v2_b0")
+QUICK_SET = ("conv3x3_stack", "depthwise_stack", "dense_stack", "elementwise_chain", "tiny_ops")
+
+
+def build_calibration_model(name: str) -> Any:
+    from edgekit.model_zoo import build
+
+    return _synthetic(name) if name in SYNTHETIC else build(name)
+
+
+def export(model: Any, name: str, engine: str, precision: str, folder: Path) -> Path:
+    """``model`` as a ``precision`` artifact for ``engine``, with random calibration inputs."""
+    from edgekit.converters.keras_to_tflite import TFLiteOptions, keras_to_tflite
+    from edgekit.converters.to_onnx import keras_to_onnx, quantize_onnx
+    from edgekit.data import Dataset
+    from edgekit.formats import Precision
+
+    shape = tuple(model.inputs[0].shape[1:])
+    calibration = Dataset(
+        {model.inputs[0].name: np.random.default_rng(0).uniform(0, 1, (4, *shape)).astype("float32")},
+        origin="random calibration inputs",
+    )
+    out = folder / f"{name}_{precision}{ENGINES[engine]}"
+    if out.exists():
+        return out
+    if engine == "tflite":
+        keras_to_tflite(model, out, TFLiteOptions(Precision(precision), calibration=calibration))
+        return out
+    fp32 = folder / f"{name}_fp32.onnx"
+    if not fp32.exists():
+        keras_to_onnx(model, fp32)
+    if precision == "fp32":
+        return fp32
+    # ONNX inputs are named after the Keras input; the data is keyed to match.
+    return quantize_onnx(fp32, out, Precision(precision), calibration, keep_head_float=False)
+
+
+def time_model(path: Path, engine: str, threads: int, seconds: float) -> float:
+    """Median latency (ms) with edgekit's bench loop."""
+    from edgekit.bench import BenchSettings, measure
+    from edgekit.runtimes import load_runtime
+
+    settings = BenchSettings(runs=None, duration_s=seconds, warmup=5)
+    result = measure(lambda: load_runtime(path, engine, threads=threads), settings)
+    return float(result["p50_ms"])
+
+
+@dataclass
+class Point:
+    model: str
+    engine: str
+    precision: str
+    threads: int
+    features: Features
+    measured_ms: float
+
+
+def fit(points: list[Point], prior: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Non-negative least squares on relative error, with a weak pull towards ``prior``.
+
+    Returns the coefficients and the 10th/90th percentiles of measured / predicted."""
+    from scipy.optimize import nnls
+
+    points = [p for p in points if p.measured_ms > 0]
+    # Work in units of the prior so every coefficient is of order one.
+    rows = [p.features.vector() * prior / (p.measured_ms / 1000.0) for p in points]
+    a = np.vstack([*rows, PRIOR_WEIGHT * np.eye(len(TERMS))])
+    b = np.concatenate([np.ones(len(rows)), PRIOR_WEIGHT * np.ones(len(TERMS))])
+    scaled, _ = nnls(a, b)
+    coefficients = scaled * prior
+    ratios = [p.measured_ms / 1000.0 / float(coefficients @ p.features.vector()) for p in points]
+    return coefficients, float(np.quantile(ratios, 0.1)), float(np.quantile(ratios, 0.9))
+
+
+def host_profile_skeleton(name: str, bandwidth_gbs: float) -> DeviceProfile:
+    """This machine as a profile, from /proc/cpuinfo and a bandwidth measurement."""
+    from edgekit.host import host_cpu, memory_gb
+
+    cpu = host_cpu()
+    rates = cpu.macs_per_cycle()
+    isa = cpu.isa
+    return DeviceProfile(
+        name=name,
+        title=f"this machine ({cpu.name})",
+        arch=cpu.arch,  # type: ignore[arg-type]
+        cpu=CpuSpec(
+            model=cpu.name,
+            clusters=[CoreCluster(count=cpu.cores, core=cpu.name, clock_ghz=cpu.clock_ghz)],
+            isa=IsaFeatures(**isa),
+            source="/proc/cpuinfo and /sys/devices/system/cpu (read by edgekit profiles calibrate)",
+        ),
+        compute=ComputeSpec(
+            fp32_macs_per_cycle=float(rates["fp32"] or 8),
+            fp16_macs_per_cycle=float(rates["fp16"]) if rates["fp16"] else None,
+            int8_macs_per_cycle=float(rates["int8"] or 16),
+            vector_bits=int(rates["bits"] or 128),
+            source="two FMA pipes of the widest vector width in the CPU flags (edgekit's rule)",
+        ),
+        memory=MemorySpec(ram_gb=memory_gb(), kind="as reported by the OS", source="psutil.virtual_memory()"),
+        bandwidth=BandwidthSpec(
+            gbs=bandwidth_gbs, kind="measured", source="edgekit profiles calibrate: numpy copy of 256 MB, one core"
+        ),
+        runtimes=[
+            RuntimeSpec(name="tflite-xnnpack", engine="tflite", overhead_mb=8, source="measured on this machine"),
+            RuntimeSpec(
+                name="onnxruntime-cpu", engine="onnxruntime", overhead_mb=30, source="measured on this machine"
+            ),
+        ],
+        default_threads=cpu.cores,
+        recognise=cpu.name,
+    )
+
+
+def calibrate(
+    name: str,
+    *,
+    engines: list[str],
+    precisions: list[str],
+    threads: list[int],
+    quick: bool,
+    seconds: float,
+    workdir: Path,
+    command: str,
+    progress: Progress = lambda _line: None,
+) -> DeviceProfile:
+    from edgekit.graph import analyze
+    from edgekit.host import measure_bandwidth_gbs
+    from edgekit.predict import prior_coefficients
+
+    progress("measuring memory bandwidth")
+    profile = host_profile_skeleton(name, measure_bandwidth_gbs())
+    names = QUICK_SET if quick else (*ARCHITECTURES, *SYNTHETIC)
+    points: list[Point] = []
+    for model_name in names:
+        progress(f"building {model_name}")
+        model = build_calibration_model(model_name)
+        for engine in engines:
+            for precision in precisions:
+                artifact = export(model, model_name, engine, precision, workdir)
+                features = Features.from_graph(analyze(artifact))
+                for count in threads:
+                    measured = time_model(artifact, engine, count, seconds)
+                    progress(f"{model_name} · {engine} · {precision} · {count} thr: {measured:.2f} ms")
+                    points.append(Point(model_name, engine, precision, count, features, measured))
+    fits = []
+    for engine in engines:
+        for precision in precisions:
+            for count in threads:
+                chosen = [p for p in points if (p.engine, p.precision, p.threads) == (engine, precision, count)]
+                prior = prior_coefficients(profile, "cpu", precision, profile.cpu.clusters[0].clock_ghz)
+                if count > 1:
+                    prior = prior * (0.15 + 0.85 / count)
+                coefficients, low, high = fit(chosen, prior)
+                fits.append(
+                    CalibrationFit(
+                        engine=engine,  # type: ignore[arg-type]
+                        precision=precision,  # type: ignore[arg-type]
+                        threads=count,
+                        coefficients={t: float(c) for t, c in zip(TERMS, coefficients, strict=True)},
+                        residual_low=round(min(low, 0.95), 4),
+                        residual_high=round(max(high, 1.05), 4),
+                        points={p.model: round(p.measured_ms, 4) for p in chosen},
+                    )
+                )
+    calibration = Calibration(measured_on=dt.date.today().isoformat(), command=command, fits=fits)
+    return profile.model_copy(update={"calibration": calibration})
+
+
+def summary(profile: DeviceProfile) -> list[dict[str, Any]]:
+    rows = []
+    assert profile.calibration is not None
+    for f in profile.calibration.fits:
+        rows.append(
+            {
+                "engine": f.engine,
+                "precision": f.precision,
+                "threads": f.threads,
+                "models": len(f.points),
+                "median_ms": round(statistics.median(f.points.values()), 3),
+                "band": f"{f.residual_low:.2f}–{f.residual_high:.2f}",
+            }
+        )
+    return rows

@@ -1,0 +1,222 @@
+"""``edgekit profiles``: the devices edgekit predicts for, and calibrating this machine as one."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from edgekit.cli.output import emit_json, log, print_wide, stdout
+from edgekit.errors import ConfigError, OutputExistsError
+
+app = typer.Typer(help="Device profiles: list, show, validate, and calibrate this machine.", no_args_is_help=True)
+
+
+def _peak_gflops(profile: Any, precision: str) -> float:
+    from edgekit.predict import peak_flops
+
+    return peak_flops(profile, "cpu", precision, profile.cpu.cores) / 1e9
+
+
+@app.command("list")
+def list_profiles(as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout.")) -> None:
+    """Every profile --device accepts: shipped ones and calibrated ones."""
+    from edgekit.profiles import load_profile, profile_names, user_profile_names
+
+    calibrated = set(user_profile_names())
+    rows = []
+    for name in profile_names():
+        p = load_profile(name)
+        rows.append(
+            {
+                "name": p.name,
+                "title": p.title,
+                "arch": p.arch,
+                "cores": p.cpu.cores,
+                "ram_gb": p.memory.ram_gb,
+                "gpu": p.gpu.model if p.gpu else None,
+                "runtimes": [r.name for r in p.runtimes],
+                "references": len(p.references),
+                "calibrated": p.calibration is not None,
+                "borrows": p.borrow_efficiency_from,
+                "origin": "calibrated here" if name in calibrated else "shipped",
+            }
+        )
+    if as_json:
+        emit_json({"profiles": rows})
+        return
+    table = Table(title="device profiles")
+    for column in ("name", "device", "arch", "cores", "RAM", "GPU", "runtimes", "basis"):
+        table.add_column(column)
+    for r in rows:
+        basis = "calibrated here" if r["calibrated"] else (f"{r['references']} references" if r["references"] else "")
+        basis = basis or (f"borrows {r['borrows']}" if r["borrows"] else "peaks only")
+        table.add_row(
+            r["name"], r["title"], r["arch"], str(r["cores"]), f"{r['ram_gb']:g} GB", r["gpu"] or "—",
+            ", ".join(r["runtimes"]), basis,
+        )  # fmt: skip
+    print_wide(table, min_width=120)
+
+
+@app.command("show")
+def show(
+    name: str = typer.Argument(..., help="Profile name (see `edgekit profiles list`) or a YAML file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON."),
+) -> None:
+    """Everything a profile says, with the peaks it implies and where each figure comes from."""
+    from edgekit.predict import leave_one_out
+    from edgekit.profiles import load_profile
+
+    p = load_profile(name)
+    if as_json:
+        emit_json(p.model_dump(mode="json"))
+        return
+    say = stdout.print
+    say(f"{p.name}: {p.title} ({p.arch})", markup=False)
+    clusters = ", ".join(f"{c.count}× {c.core} @ {c.clock_ghz} GHz" for c in p.cpu.clusters)
+    isa = ", ".join(k for k, v in p.cpu.isa.model_dump().items() if v) or "none listed"
+    say(f"  cpu: {p.cpu.model}: {clusters}; ISA: {isa}  [{p.cpu.source}]", markup=False)
+    c = p.compute
+    say(
+        f"  peak (all cores): fp32 {_peak_gflops(p, 'fp32'):.0f} GFLOP/s, int8 {_peak_gflops(p, 'int8'):.0f} GOP/s"
+        + (f", fp16 {_peak_gflops(p, 'fp16'):.0f} GFLOP/s" if c.fp16_macs_per_cycle else "")
+        + f"  [{c.source}]",
+        markup=False,
+    )
+    say(
+        f"  memory: {p.memory.ram_gb:g} GB {p.memory.kind}; bandwidth {p.bandwidth.gbs:g} GB/s "
+        f"({p.bandwidth.kind})  [{p.bandwidth.source}]",
+        markup=False,
+    )
+    if p.gpu:
+        g = p.gpu
+        say(f"  gpu: {g.model}: fp32 {g.fp32_tflops:g} TFLOP/s"
+            + (f", fp16 {g.fp16_tflops:g}" if g.fp16_tflops else "")
+            + (f", int8 {g.int8_tops:g} TOPS" if g.int8_tops else "") + f"  [{g.source}]", markup=False)  # fmt: skip
+    for r in p.runtimes:
+        limits = f"{len(r.supported_ops)} operator kinds" if r.supported_ops else "all operators"
+        say(f"  runtime {r.name} ({r.engine} on {r.processor}): {limits}  [{r.source}]", markup=False)
+    if p.references:
+        table = Table(title=f"{len(p.references)} published reference measurements")
+        for column in ("model", "runtime", "precision", "threads", "ms", "source"):
+            table.add_column(column)
+        for ref in p.references:
+            table.add_row(ref.model, ref.runtime, ref.precision, str(ref.threads), f"{ref.latency_ms:g}", ref.source)
+        print_wide(table)
+        rows = leave_one_out(p, "cpu")
+        if rows:
+            errors = sorted(abs(r["error"]) for r in rows)
+            say(
+                f"  leave-one-out on the CPU references: median error {100 * errors[len(errors) // 2]:.1f} %, "
+                f"worst {100 * errors[-1]:.1f} %",
+                markup=False,
+            )
+    if p.calibration:
+        from edgekit.calibrate import summary
+
+        table = Table(title=f"calibrated {p.calibration.measured_on}: {p.calibration.command}")
+        for column in ("engine", "precision", "threads", "models", "median ms", "measured/predicted p10–p90"):
+            table.add_column(column)
+        for row in summary(p):
+            table.add_row(row["engine"], row["precision"], str(row["threads"]), str(row["models"]),
+                          f"{row['median_ms']:g}", row["band"])  # fmt: skip
+        print_wide(table)
+    if p.borrow_efficiency_from:
+        say(f"  no references of its own: efficiencies borrowed from {p.borrow_efficiency_from}", markup=False)
+    if p.notes:
+        say(f"  notes: {p.notes}", markup=False)
+
+
+@app.command("validate")
+def validate(
+    files: list[Path] = typer.Argument(None, help="Profile YAML files (default: every shipped profile)."),
+) -> None:
+    """Check profiles against the schema; a bad one is reported with its key path and line."""
+    from edgekit.errors import DeviceError
+    from edgekit.profiles import load_profile, shipped_profile_names
+
+    targets = [str(f) for f in files] if files else shipped_profile_names()
+    failures: list[DeviceError] = []
+    for target in targets:
+        try:
+            load_profile(target)
+        except DeviceError as exc:
+            failures.append(exc)
+            continue
+        log(f"{target}: valid")
+    if failures:
+        if len(failures) > 1:
+            for exc in failures[:-1]:
+                log(f"edgekit: error: {exc.one_line()}")
+        raise failures[-1]
+
+
+@app.command("calibrate")
+def calibrate(
+    name: str = typer.Option("host", "--name", help="Name of the profile to write (used with --device)."),
+    runtime: str = typer.Option("tflite,onnxruntime", "--runtime", help="Engines to calibrate, comma-separated."),
+    precision: str = typer.Option("fp32,int8", "--precision", help="Precisions to calibrate, comma-separated."),
+    threads: str = typer.Option(None, "--threads", help="Thread counts (default: 1 and all cores)."),
+    quick: bool = typer.Option(False, "--quick", help="A small synthetic set (about a minute): a rough profile."),
+    seconds: float = typer.Option(1.5, "--seconds", help="Timing per model and setting."),
+    output: Path = typer.Option(None, "--output", help="Write here instead of the profile folder."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing profile of that name."),
+) -> None:
+    """Time a fixed set of models here and fit a profile of this machine, for `--device NAME`."""
+    import re
+
+    from edgekit.calibrate import calibrate as run_calibration
+    from edgekit.cli.bench import parse_threads
+    from edgekit.errors import require_extra
+    from edgekit.host import usable_cores
+    from edgekit.outputs import atomic_file
+    from edgekit.profiles import shipped_profile_names, user_profile_dir
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
+        raise ConfigError(f"--name '{name}' must be lower-case letters, digits and dashes")
+    if name in shipped_profile_names():
+        raise ConfigError(f"--name {name} is a shipped profile", hint="choose another name, e.g. host")
+    engines = [e.strip() for e in runtime.split(",") if e.strip()]
+    for engine in engines:
+        if engine not in ("tflite", "onnxruntime"):
+            raise ConfigError(f"--runtime {engine}: calibration covers tflite and onnxruntime")
+    precisions = [p.strip() for p in precision.split(",") if p.strip()]
+    for value in precisions:
+        if value not in ("fp32", "int8"):
+            raise ConfigError(f"--precision {value}: calibration covers fp32 and int8")
+    cores = usable_cores()
+    counts = [t for t in parse_threads(threads) if t is not None] if threads else sorted({1, cores})
+    for count in counts:
+        if count > cores:
+            raise ConfigError(f"--threads {count} is more than this machine has cores ({cores})")
+    target = output or user_profile_dir() / f"{name}.yaml"
+    if target.exists() and not force:
+        raise OutputExistsError(f"profile {target} already exists", hint="pass --force to recalibrate")
+    require_extra("tensorflow", "convert")  # the calibration models are built with Keras
+    command = (
+        "edgekit profiles calibrate " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "edgekit profiles calibrate"
+    )
+    with tempfile.TemporaryDirectory(prefix="edgekit-calibrate-") as workdir:
+        profile = run_calibration(
+            name,
+            engines=engines,
+            precisions=precisions,
+            threads=counts,
+            quick=quick,
+            seconds=seconds,
+            workdir=Path(workdir),
+            command=command.strip(),
+            progress=log,
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(target, force=True) as staging:
+        staging.write_text(
+            "# Written by `edgekit profiles calibrate`: this machine, measured.\n"
+            + yaml.safe_dump(profile.model_dump(mode="json", exclude_none=True), sort_keys=False, width=110)
+        )
+    stdout.print(f"wrote {target}; predict with --device {name}", markup=False)

@@ -1,0 +1,571 @@
+"""What a model's graph costs, operator by operator: MACs, parameters, bytes moved, activation memory.
+
+Each format is read with its own library (LiteRT's interpreter for .tflite, ``onnx`` with shape
+inference for .onnx, OpenVINO's API for IR) into one neutral form, a list of ``Op`` with their
+input and output tensors; one set of formulas then prices every operator. An operator kind that
+is not in the table is kept and counted as "unknown cost", never a crash, so a new model still
+gets an analysis of everything else.
+
+Operators whose inputs are all constants (weight dequantization, shape arithmetic) are folded
+at load time by every runtime, so they cost nothing here and their outputs count as weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import ModelError
+
+
+class OpClass(str, Enum):
+    """Operator classes the predictor gives their own efficiency."""
+
+    CONV = "conv"  # dense convolution, including grouped
+    DEPTHWISE = "depthwise"
+    MATMUL = "matmul"  # fully connected, matmul, recurrent cells
+    ELEMENTWISE = "elementwise"  # activations, arithmetic, softmax, normalisation
+    POOL = "pool"  # pooling and reductions
+    MEMORY = "memory"  # reshape, concat, pad, transpose, slice, gather: data movement only
+    QUANT = "quant"  # (de)quantization of activations
+    UNKNOWN = "unknown"
+
+
+COMPUTE_CLASSES = (OpClass.CONV, OpClass.DEPTHWISE, OpClass.MATMUL)
+
+_CLASS_OF_KIND: dict[str, OpClass] = {}
+
+
+def _register(op_class: OpClass, kinds: str) -> None:
+    for kind in kinds.split():
+        _CLASS_OF_KIND[kind.upper()] = op_class
+
+
+# Kinds are upper-cased: TFLite builtins (CONV_2D), ONNX (Conv → CONV), OpenVINO (Convolution).
+_register(OpClass.CONV, "CONV_2D CONV_3D TRANSPOSE_CONV CONV CONVTRANSPOSE CONVINTEGER QLINEARCONV CONVOLUTION")
+_register(OpClass.CONV, "GROUPCONVOLUTION CONVOLUTIONBACKPROPDATA GROUPCONVOLUTIONBACKPROPDATA")
+_register(OpClass.DEPTHWISE, "DEPTHWISE_CONV_2D")
+_register(
+    OpClass.MATMUL,
+    "FULLY_CONNECTED BATCH_MATMUL MATMUL GEMM MATMULINTEGER QLINEARMATMUL UNIDIRECTIONAL_SEQUENCE_LSTM "
+    "BIDIRECTIONAL_SEQUENCE_LSTM LSTM GRU RNN UNIDIRECTIONAL_SEQUENCE_RNN LSTMSEQUENCE GRUSEQUENCE "
+    "RNNSEQUENCE EINSUM_MATMUL",
+)
+_register(
+    OpClass.ELEMENTWISE,
+    "ADD SUB MUL DIV MAXIMUM MINIMUM RELU RELU6 RELU_N1_TO_1 RELU_0_TO_1 LEAKY_RELU PRELU LOGISTIC TANH "
+    "HARD_SWISH ELU EXP LOG SQRT RSQRT SQUARE SQUARED_DIFFERENCE POW ABS NEG SIN COS FLOOR CEIL ROUND "
+    "SOFTMAX LOG_SOFTMAX GELU SELECT SELECT_V2 LESS GREATER EQUAL NOT_EQUAL CAST L2_NORMALIZATION "
+    "LOCAL_RESPONSE_NORMALIZATION FLOOR_DIV FLOOR_MOD "
+    "CLIP SIGMOID HARDSIGMOID HARDSWISH ERF BATCHNORMALIZATION INSTANCENORMALIZATION LAYERNORMALIZATION "
+    "LEAKYRELU SOFTPLUS WHERE RECIPROCAL "
+    "MULTIPLY SUBTRACT DIVIDE CLAMP SWISH HSWISH HSIGMOID MISH POWER SQUAREDDIFFERENCE CONVERT NORMALIZEL2 "
+    "MVN EXP_OP",
+)
+_register(
+    OpClass.POOL,
+    "AVERAGE_POOL_2D MAX_POOL_2D MEAN SUM REDUCE_MAX REDUCE_MIN REDUCE_PROD L2_POOL_2D ARG_MAX ARG_MIN "
+    "GLOBALAVERAGEPOOL GLOBALMAXPOOL AVERAGEPOOL MAXPOOL REDUCEMEAN REDUCESUM REDUCEMAX REDUCEMIN ARGMAX "
+    "AVGPOOL REDUCEL2 TOPK TOPKV2 TOPK_V2",
+)
+_register(
+    OpClass.MEMORY,
+    "RESHAPE SQUEEZE EXPAND_DIMS CONCATENATION PAD PADV2 MIRROR_PAD TRANSPOSE STRIDED_SLICE SLICE SPLIT "
+    "SPLIT_V PACK UNPACK GATHER GATHER_ND TILE BROADCAST_TO SPACE_TO_DEPTH DEPTH_TO_SPACE SHAPE "
+    "EMBEDDING_LOOKUP RESIZE_BILINEAR RESIZE_NEAREST_NEIGHBOR FILL ZEROS_LIKE REVERSE_V2 "
+    "FLATTEN CONCAT UNSQUEEZE IDENTITY EXPAND RESIZE GATHERELEMENTS SCATTERND DEPTHTOSPACE SPACETODEPTH "
+    "CONSTANTOFSHAPE RANGE DROPOUT "
+    "SHAPEOF INTERPOLATE VARIADICSPLIT STRIDEDSLICE BROADCAST",
+)
+_register(OpClass.QUANT, "QUANTIZE DEQUANTIZE QUANTIZELINEAR DEQUANTIZELINEAR DYNAMICQUANTIZELINEAR FAKEQUANTIZE")
+
+_DEQUANTIZING = {"DEQUANTIZE", "DEQUANTIZELINEAR", "CONVERT"}
+
+# Graph plumbing that is not an operator at run time.
+_STRUCTURAL = {"PARAMETER", "RESULT", "CONSTANT"}
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    itemsize: int
+    dtype: str
+    constant: bool = False
+
+    @property
+    def elements(self) -> int:
+        return math.prod(self.shape) if self.shape else 1
+
+    @property
+    def bytes(self) -> int:
+        return self.elements * self.itemsize
+
+
+@dataclass
+class Op:
+    """One operator in the neutral form every format is read into."""
+
+    kind: str  # as the format names it (CONV_2D, Conv, Convolution)
+    inputs: list[Tensor]
+    outputs: list[Tensor]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OpCost:
+    kind: str
+    op_class: OpClass
+    macs: int  # multiply-accumulates (compute classes) or element operations (the others)
+    params: int
+    bytes_read: int
+    bytes_written: int
+    out_shape: tuple[int, ...]
+    known: bool = True
+
+    @property
+    def bytes(self) -> int:
+        return self.bytes_read + self.bytes_written
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "class": self.op_class.value,
+            "macs": self.macs if self.known else None,
+            "params": self.params,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "out_shape": list(self.out_shape),
+        }
+
+
+@dataclass(frozen=True)
+class ClassTotals:
+    count: int = 0
+    macs: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class GraphCost:
+    """The analysis of one model."""
+
+    path: str
+    format: str
+    precision: str  # fp32, fp16, int8, dynamic: what the compute kernels run at
+    ops: list[OpCost]
+    params: int
+    weight_bytes: int
+    peak_activation_bytes: int
+
+    @property
+    def unknown_kinds(self) -> list[str]:
+        return sorted({op.kind for op in self.ops if not op.known})
+
+    @property
+    def macs(self) -> int:
+        return sum(op.macs for op in self.ops if op.op_class in COMPUTE_CLASSES)
+
+    @property
+    def flops(self) -> int:
+        """Two FLOPs per MAC, plus one per element operation of the non-compute classes."""
+        others = sum(op.macs for op in self.ops if op.known and op.op_class not in COMPUTE_CLASSES)
+        return 2 * self.macs + others
+
+    @property
+    def bytes(self) -> int:
+        return sum(op.bytes for op in self.ops)
+
+    def by_class(self) -> dict[OpClass, ClassTotals]:
+        totals: dict[OpClass, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for op in self.ops:
+            entry = totals[op.op_class]
+            entry[0] += 1
+            entry[1] += op.macs
+            entry[2] += op.bytes
+        return {cls: ClassTotals(*values) for cls, values in totals.items()}
+
+    def by_kind(self) -> list[dict[str, Any]]:
+        """Operator kinds, costliest first (by MACs, then bytes)."""
+        rows: dict[str, dict[str, Any]] = {}
+        for op in self.ops:
+            row = rows.setdefault(
+                op.kind,
+                {"kind": op.kind, "class": op.op_class.value, "count": 0, "macs": 0, "params": 0, "bytes": 0},
+            )
+            row["count"] += 1
+            row["macs"] = None if not op.known else row["macs"] + op.macs
+            row["params"] += op.params
+            row["bytes"] += op.bytes
+        return sorted(rows.values(), key=lambda r: (-(r["macs"] or 0), -r["bytes"]))
+
+    def to_dict(self, *, ops: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "model": self.path,
+            "format": self.format,
+            "precision": self.precision,
+            "operators": len(self.ops),
+            "macs": self.macs,
+            "flops": self.flops,
+            "params": self.params,
+            "weight_bytes": self.weight_bytes,
+            "peak_activation_bytes": self.peak_activation_bytes,
+            "bytes_moved": self.bytes,
+            "unknown_cost": self.unknown_kinds,
+            "by_kind": self.by_kind(),
+            "by_class": {cls.value: vars(t) for cls, t in sorted(self.by_class().items())},
+        }
+        if ops:
+            data["ops"] = [op.to_dict() for op in self.ops]
+        return data
+
+
+# ---------------------------------------------------------------------------------------------
+# pricing: one set of formulas for every format
+
+
+def op_class_of(op: Op) -> OpClass:
+    kind = op.kind.upper()
+    op_class = _CLASS_OF_KIND.get(kind, OpClass.UNKNOWN)
+    if op_class is OpClass.CONV and _is_depthwise(op):
+        return OpClass.DEPTHWISE
+    return op_class
+
+
+def _is_depthwise(op: Op) -> bool:
+    kind = op.kind.upper()
+    group = int(op.attrs.get("group", 1))
+    if kind in ("CONV", "QLINEARCONV", "CONVINTEGER") and group > 1:
+        weights = _weight(op)
+        return weights is not None and len(weights.shape) >= 2 and weights.shape[1] == 1
+    if kind == "GROUPCONVOLUTION":
+        weights = _weight(op)  # [G, O/G, I/G, kh, kw]
+        return weights is not None and len(weights.shape) == 5 and weights.shape[1] == 1 and weights.shape[2] == 1
+    return False
+
+
+def _weight(op: Op) -> Tensor | None:
+    """The weight tensor of a convolution or matmul: its constant input with rank ≥ 2."""
+    kind = op.kind.upper()
+    if kind == "QLINEARCONV" and len(op.inputs) > 3:
+        return op.inputs[3]
+    if kind == "TRANSPOSE_CONV" and len(op.inputs) > 1:
+        return op.inputs[1]
+    constants = [t for t in op.inputs if t.constant and len(t.shape) >= 2]
+    if constants:
+        return constants[0]
+    return op.inputs[1] if len(op.inputs) > 1 else None
+
+
+def _macs(op: Op, op_class: OpClass) -> int:
+    out = op.outputs[0] if op.outputs else None
+    out_elems = out.elements if out is not None else 0
+    kind = op.kind.upper()
+    weights = _weight(op)
+    w = weights.shape if weights is not None else ()
+    if op_class is OpClass.DEPTHWISE:
+        if kind == "DEPTHWISE_CONV_2D" and len(w) == 4:  # [1, kh, kw, C*m]
+            return out_elems * w[1] * w[2]
+        if len(w) >= 3:  # ONNX [C, 1, kh, kw]; OpenVINO [G, 1, 1, kh, kw]
+            return out_elems * math.prod(w[-2:])
+        return out_elems
+    if op_class is OpClass.CONV:
+        if kind in ("TRANSPOSE_CONV", "CONVTRANSPOSE", "CONVOLUTIONBACKPROPDATA", "GROUPCONVOLUTIONBACKPROPDATA"):
+            data = [t for t in op.inputs if not t.constant]
+            in_elems = data[-1].elements if data else out_elems
+            per_input = math.prod(w) // max(1, (w[-1] if kind == "TRANSPOSE_CONV" else w[0])) if w else 1
+            return in_elems * per_input
+        if kind == "CONV_2D" and len(w) == 4:  # [O, kh, kw, I]
+            return out_elems * w[1] * w[2] * w[3]
+        if kind == "GROUPCONVOLUTION" and len(w) == 5:  # [G, O/G, I/G, kh, kw]
+            return out_elems * math.prod(w[2:])
+        if len(w) >= 3:  # ONNX/OpenVINO [O, I/g, kh, kw]
+            return out_elems * math.prod(w[1:])
+        return out_elems
+    if op_class is OpClass.MATMUL:
+        if kind in ("UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "LSTM", "LSTMSEQUENCE"):
+            return _recurrent_macs(op, gates=4)
+        if kind in ("GRU", "GRUSEQUENCE"):
+            return _recurrent_macs(op, gates=3)
+        if kind in ("RNN", "UNIDIRECTIONAL_SEQUENCE_RNN", "RNNSEQUENCE"):
+            return _recurrent_macs(op, gates=1)
+        if kind == "FULLY_CONNECTED" and len(w) == 2:  # [O, I]
+            return out_elems * w[1]
+        if weights is not None and weights.constant and len(w) == 2:  # ONNX/OpenVINO [K, N], or [N, K] transposed
+            transposed_b = bool(op.attrs.get("transB") or op.attrs.get("transpose_b"))
+            return out_elems * (w[1] if transposed_b else w[0])
+        first = op.inputs[0].shape if op.inputs else ()
+        transposed = bool(op.attrs.get("transA") or op.attrs.get("transpose_a") or op.attrs.get("adj_x"))
+        depth = (first[-2] if transposed and len(first) >= 2 else first[-1]) if first else 1
+        return out_elems * depth
+    if op_class is OpClass.POOL:
+        data = [t for t in op.inputs if not t.constant]
+        return data[0].elements if data else out_elems
+    return out_elems
+
+
+def _recurrent_macs(op: Op, *, gates: int) -> int:
+    """Per step and gate: hidden × (input + hidden) MACs."""
+    data = [t for t in op.inputs if not t.constant]
+    out = op.outputs[0].shape if op.outputs else ()
+    if not data or len(data[0].shape) < 2 or not out:
+        return op.outputs[0].elements if op.outputs else 0
+    hidden = out[-1]
+    features = data[0].shape[-1]
+    steps = math.prod(out[:-1])  # batch × time (× directions)
+    return steps * gates * hidden * (features + hidden)
+
+
+def price(op: Op) -> OpCost:
+    op_class = op_class_of(op)
+    known = op_class is not OpClass.UNKNOWN
+    params = sum(t.elements for t in op.inputs if t.constant)
+    return OpCost(
+        kind=op.kind,
+        op_class=op_class,
+        macs=_macs(op, op_class) if known else 0,
+        params=params,
+        bytes_read=sum(t.bytes for t in op.inputs),
+        bytes_written=sum(t.bytes for t in op.outputs),
+        out_shape=op.outputs[0].shape if op.outputs else (),
+        known=known,
+    )
+
+
+def _fold_constants(ops: list[Op]) -> list[Op]:
+    """Drop operators whose inputs are all constant; their outputs become constants."""
+    folded: dict[str, Tensor] = {}
+    kept: list[Op] = []
+    for op in ops:
+        inputs = [folded.get(t.name, t) for t in op.inputs]
+        if inputs and all(t.constant for t in inputs):
+            # A dequantized weight is stored at its quantized width: keep that as its size.
+            stored = inputs[0] if op.kind.upper() in _DEQUANTIZING else None
+            for t in op.outputs:
+                source = stored or t
+                folded[t.name] = Tensor(t.name, t.shape, source.itemsize, source.dtype, True)
+            continue
+        kept.append(Op(op.kind, inputs, op.outputs, op.attrs))
+    return kept
+
+
+def peak_activation_bytes(ops: list[Op], graph_inputs: list[Tensor]) -> int:
+    """Largest sum of live activation tensors over the execution order (what an arena must hold)."""
+    first: dict[str, int] = {t.name: 0 for t in graph_inputs}
+    last: dict[str, int] = {}
+    size: dict[str, int] = {t.name: t.bytes for t in graph_inputs}
+    for index, op in enumerate(ops):
+        for t in op.outputs:
+            first.setdefault(t.name, index)
+            size[t.name] = t.bytes
+        for t in op.inputs:
+            if not t.constant:
+                last[t.name] = index
+    end = len(ops)
+    peak = 0
+    for index in range(max(1, len(ops))):
+        live = sum(size[name] for name, start in first.items() if start <= index <= last.get(name, end))
+        peak = max(peak, live)
+    return peak
+
+
+def _precision(ops: list[Op], fmt: str) -> str:
+    kinds = {op.kind.upper() for op in ops}
+    compute = [op for op in ops if op_class_of(op) in COMPUTE_CLASSES]
+    if kinds & {"DYNAMICQUANTIZELINEAR", "MATMULINTEGER", "CONVINTEGER"}:
+        return "dynamic"
+    if fmt == "onnx" and "QUANTIZELINEAR" in kinds:
+        return "int8"
+    if fmt == "openvino" and "FAKEQUANTIZE" in kinds:
+        return "int8"
+    activations = [t.dtype for op in compute for t in op.inputs if not t.constant]
+    weights = [w.dtype for op in compute if (w := _weight(op)) is not None]
+    if any(d in ("int8", "uint8") for d in activations):
+        return "int8"
+    if any(d in ("int8", "uint8") for d in weights):
+        return "dynamic"
+    if fmt == "tflite" and "DEQUANTIZE" in kinds and any(op.inputs and op.inputs[0].dtype == "float16" for op in ops):
+        return "fp16"
+    if any(d == "float16" for d in activations):
+        return "fp16"
+    return "fp32"
+
+
+def cost_of(ops: list[Op], graph_inputs: list[Tensor], path: Path, fmt: str) -> GraphCost:
+    precision = _precision(ops, fmt)
+    live_ops = _fold_constants(ops)
+    costs = [price(op) for op in live_ops]
+    weights: dict[str, Tensor] = {}
+    for op in live_ops:
+        for t in op.inputs:
+            if t.constant:
+                weights[t.name] = t
+    return GraphCost(
+        path=str(path),
+        format=fmt,
+        precision=precision,
+        ops=costs,
+        params=sum(t.elements for t in weights.values()),
+        weight_bytes=sum(t.bytes for t in weights.values()),
+        peak_activation_bytes=peak_activation_bytes(live_ops, graph_inputs),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# readers
+
+
+def analyze(path: Path) -> GraphCost:
+    """Analyze a .tflite, .onnx or OpenVINO .xml model."""
+    from edgekit.errors import ConfigError, InputNotFoundError
+
+    path = Path(path)
+    if not path.exists():
+        raise InputNotFoundError(f"model {path} does not exist")
+    suffix = path.suffix.lower()
+    readers = {".tflite": _read_tflite, ".onnx": _read_onnx, ".xml": _read_openvino}
+    if suffix not in readers:
+        raise ConfigError(
+            f"cannot analyze '{path.name}': edgekit analyzes .tflite, .onnx and OpenVINO .xml",
+            hint="convert the model first with: edgekit convert",
+        )
+    ops, inputs, fmt = readers[suffix](path)
+    return cost_of(ops, inputs, path, fmt)
+
+
+def _read_tflite(path: Path) -> tuple[list[Op], list[Tensor], str]:
+    from edgekit.runtimes.tflite import interpreter_class
+
+    try:
+        interpreter = interpreter_class()(model_path=str(path))
+    except Exception as exc:
+        raise ModelError(f"{path} is not a readable TFLite model: {str(exc).splitlines()[0]}") from exc
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    ops_details = interpreter._get_ops_details()  # the only public-enough view of the graph
+    produced = {int(i) for op in ops_details for i in op["outputs"]}
+    graph_inputs = {d["index"] for d in interpreter.get_input_details()}
+
+    def tensor(index: int) -> Tensor:
+        d = details[index]
+        import numpy as np
+
+        dtype = np.dtype(d["dtype"])
+        shape = tuple(int(x) if x > 0 else 1 for x in d["shape_signature"]) or tuple(int(x) for x in d["shape"])
+        constant = index not in produced and index not in graph_inputs
+        return Tensor(str(index), shape, dtype.itemsize, dtype.name, constant)
+
+    ops = [
+        Op(
+            str(op["op_name"]),
+            [tensor(int(i)) for i in op["inputs"] if int(i) >= 0],
+            [tensor(int(i)) for i in op["outputs"] if int(i) >= 0],
+        )
+        for op in ops_details
+    ]
+    return ops, [tensor(i) for i in sorted(graph_inputs)], "tflite"
+
+
+_ONNX_ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
+_ONNX_DTYPE = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
+               10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}  # fmt: skip
+
+
+def _read_onnx(path: Path) -> tuple[list[Op], list[Tensor], str]:
+    import onnx
+    from onnx import helper, shape_inference
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:
+        raise ModelError(f"{path} is not a readable ONNX model: {str(exc).splitlines()[0]}") from exc
+    try:
+        model = shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - an op shape inference does not know: shapes stay partial
+        pass
+    graph = model.graph
+    known: dict[str, tuple[tuple[int, ...], int]] = {}
+
+    def record(value: Any) -> None:
+        kind = value.type.tensor_type
+        dims = tuple(d.dim_value if d.dim_value > 0 else 1 for d in kind.shape.dim)
+        known[value.name] = (dims, kind.elem_type)
+
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        record(value)
+    constants = {init.name for init in graph.initializer}
+    for init in graph.initializer:
+        known[init.name] = (tuple(init.dims), init.data_type)
+    for node in graph.node:
+        if node.op_type == "Constant":
+            constants.update(node.output)
+            for attr in node.attribute:
+                if attr.name == "value":
+                    known[node.output[0]] = (tuple(attr.t.dims), attr.t.data_type)
+
+    def tensor(name: str) -> Tensor:
+        shape, elem = known.get(name, ((), 1))
+        return Tensor(name, shape, _ONNX_ITEMSIZE.get(elem, 4), _ONNX_DTYPE.get(elem, "float32"), name in constants)
+
+    ops = []
+    for node in graph.node:
+        if node.op_type == "Constant":
+            continue
+        attrs = {
+            a.name: helper.get_attribute_value(a) for a in node.attribute if a.name in ("group", "transA", "transB")
+        }
+        ops.append(
+            Op(
+                node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}",
+                [tensor(n) for n in node.input if n],
+                [tensor(n) for n in node.output if n],
+                attrs,
+            )
+        )
+    inputs = [tensor(v.name) for v in graph.input if v.name not in constants]
+    return ops, inputs, "onnx"
+
+
+def _read_openvino(path: Path) -> tuple[list[Op], list[Tensor], str]:
+    import openvino as ov
+
+    try:
+        model = ov.Core().read_model(str(path))
+    except Exception as exc:
+        raise ModelError(f"{path} is not a readable OpenVINO model: {str(exc).splitlines()[0]}") from exc
+
+    def tensor(output: Any, constant: bool) -> Tensor:
+        shape = output.get_partial_shape()
+        dims = tuple(d.get_length() if d.is_static else 1 for d in shape) if shape.rank.is_static else ()
+        element = output.get_element_type()
+        return Tensor(output.get_any_name() if output.get_names() else f"{id(output)}", dims,
+                      max(1, element.bitwidth // 8), element.to_dtype().name, constant)  # fmt: skip
+
+    ops: list[Op] = []
+    names: dict[tuple[str, int], Tensor] = {}
+    inputs: list[Tensor] = []
+    for node in model.get_ordered_ops():
+        kind = node.get_type_name()
+        constant = kind == "Constant"
+        outs = []
+        for index, output in enumerate(node.outputs()):
+            t = tensor(output, constant)
+            t = Tensor(f"{node.get_friendly_name()}:{index}", t.shape, t.itemsize, t.dtype, constant)
+            names[(node.get_friendly_name(), index)] = t
+            outs.append(t)
+        if kind == "Parameter":
+            inputs.extend(outs)
+        if kind.upper() in _STRUCTURAL:
+            continue
+        ins = []
+        for value in node.inputs():
+            source = value.get_source_output()
+            ins.append(names[(source.get_node().get_friendly_name(), source.get_index())])
+        attrs = {}
+        if kind == "MatMul":
+            attrs = {k: v for k, v in node.get_attributes().items() if k in ("transpose_a", "transpose_b")}
+        ops.append(Op(kind, ins, outs, attrs))
+    return ops, inputs, "openvino"

@@ -1,0 +1,132 @@
+"""Graph analysis: MACs, parameters, bytes and activation memory, the same for every format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.errors import ConfigError, InputNotFoundError, ModelError
+from edgekit.graph import OpClass, analyze
+
+# A conv (8 filters, 3×3, 'same') on 8×8×1 and a dense layer to 10: MACs by hand.
+CONV_MACS = 8 * 8 * 8 * 3 * 3 * 1
+DENSE_MACS = 8 * 8 * 8 * 10
+PARAMS = (3 * 3 * 1 * 8 + 8) + (512 * 10 + 10)
+
+
+@pytest.fixture(scope="module")
+def small_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    import keras
+
+    from edgekit.converters.keras_to_tflite import TFLiteOptions, keras_to_tflite
+    from edgekit.converters.to_onnx import keras_to_onnx, quantize_onnx
+    from edgekit.converters.to_openvino import to_openvino
+    from edgekit.data import Dataset
+    from edgekit.formats import Precision
+
+    folder = tmp_path_factory.mktemp("graphs")
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    outputs = keras.layers.Dense(10)(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    calibration = Dataset(
+        {model.inputs[0].name: np.random.default_rng(0).uniform(0, 1, (8, 8, 8, 1)).astype("float32")}, origin="r"
+    )
+    paths = {
+        "tflite": keras_to_tflite(model, folder / "m.tflite", TFLiteOptions(Precision.FP32)),
+        "tflite_int8": keras_to_tflite(
+            model, folder / "m_int8.tflite", TFLiteOptions(Precision.INT8, calibration=calibration)
+        ),
+        "onnx": keras_to_onnx(model, folder / "m.onnx"),
+    }
+    paths["onnx_int8"] = quantize_onnx(
+        paths["onnx"], folder / "m_int8.onnx", Precision.INT8, calibration, keep_head_float=False
+    )
+    paths["openvino"] = to_openvino(paths["onnx"], folder / "m.xml", Precision.FP32, None, keep_head_float=False)
+    return paths
+
+
+@pytest.mark.parametrize("kind", ["tflite", "tflite_int8", "onnx", "onnx_int8", "openvino"])
+def test_macs_and_parameters_match_the_hand_count(small_models: dict[str, Path], kind: str) -> None:
+    graph = analyze(small_models[kind])
+    totals = graph.by_class()
+    assert totals[OpClass.CONV].macs == CONV_MACS
+    assert totals[OpClass.MATMUL].macs == DENSE_MACS
+    assert graph.macs == CONV_MACS + DENSE_MACS
+    assert graph.params == pytest.approx(PARAMS, rel=0.01)
+    assert graph.unknown_kinds == []
+    assert graph.peak_activation_bytes > 0
+    assert graph.precision == ("int8" if kind.endswith("int8") else "fp32")
+
+
+def test_int8_weights_take_a_quarter_of_the_bytes(small_models: dict[str, Path]) -> None:
+    fp32 = analyze(small_models["tflite"]).weight_bytes
+    int8 = analyze(small_models["tflite_int8"]).weight_bytes
+    assert int8 < fp32 * 0.4
+    assert analyze(small_models["onnx_int8"]).weight_bytes < analyze(small_models["onnx"]).weight_bytes * 0.4
+
+
+def test_peak_activation_is_the_largest_live_set(small_models: dict[str, Path]) -> None:
+    graph = analyze(small_models["tflite"])
+    conv_out = 8 * 8 * 8 * 4
+    # At the conv its input (256 B) and output (2 KB) are live; at the flatten its input and output
+    # (2 KB each); the dense layer's output is 40 B. The largest set is the flatten's.
+    assert 2 * conv_out <= graph.peak_activation_bytes <= 2 * conv_out + 64
+
+
+def _onnx_with_mystery_op(path: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["x"], ["r"]),
+            helper.make_node("Mystery", ["r"], ["m"], domain="com.example"),
+            helper.make_node("Relu", ["m"], ["y"]),
+        ],
+        "mystery",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    onnx.save(model, str(path))
+    return path
+
+
+def test_an_unknown_operator_is_counted_as_unknown_cost_not_a_crash(tmp_path: Path) -> None:
+    graph = analyze(_onnx_with_mystery_op(tmp_path / "mystery.onnx"))
+    assert graph.unknown_kinds == ["com.example.Mystery"]
+    assert len(graph.ops) == 3
+    assert graph.to_dict()["unknown_cost"] == ["com.example.Mystery"]
+
+
+def test_analyze_cli_names_unknown_cost(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    model = _onnx_with_mystery_op(tmp_path / "mystery.onnx")
+    result = cli("analyze", str(model))
+    assert result.exit_code == 0, result.output
+    assert "unknown cost: com.example.Mystery" in result.output
+    data = json.loads(cli("analyze", str(model), "--json").stdout)
+    assert data["unknown_cost"] == ["com.example.Mystery"]
+
+
+def test_analyze_cli_table_and_json(cli, small_models: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    result = cli("analyze", str(small_models["tflite"]))
+    assert result.exit_code == 0, result.output
+    assert "CONV_2D" in result.output and "FULLY_CONNECTED" in result.output
+    data = json.loads(cli("analyze", str(small_models["tflite"]), "--json", "--ops").stdout)
+    assert data["macs"] == CONV_MACS + DENSE_MACS
+    assert {op["kind"] for op in data["ops"]} >= {"CONV_2D", "FULLY_CONNECTED"}
+
+
+def test_analyze_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(InputNotFoundError):
+        analyze(tmp_path / "none.tflite")
+    (tmp_path / "m.keras").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="convert the model first"):
+        analyze(tmp_path / "m.keras")
+    (tmp_path / "broken.tflite").write_bytes(b"not a flatbuffer")
+    with pytest.raises(ModelError):
+        analyze(tmp_path / "broken.tflite")

@@ -1,0 +1,157 @@
+"""Prediction per device profile: latency with a band, memory fit, delegate fallback, and the
+`bench --device` / `profiles calibrate` commands around it. Accuracy figures live in
+benchmarks/predict.py; these tests check behaviour."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.errors import ConfigError, UnknownNameError
+from edgekit.graph import analyze
+from edgekit.predict import leave_one_out, predict
+from edgekit.profiles import load_profile
+
+from .conftest import run_edgekit
+
+PREDICTED_KEYS = {"latency_ms", "low_ms", "high_ms", "fits_memory", "unsupported_ops", "basis"}
+
+
+@pytest.fixture(scope="module")
+def tflite_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small classifier with a HARD_SWISH (not on the GPU delegate's operator list)."""
+    import keras
+
+    from edgekit.converters.keras_to_tflite import TFLiteOptions, keras_to_tflite
+    from edgekit.formats import Precision
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(16, 3, padding="same")(inputs)
+    x = keras.layers.Activation("hard_swish")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    folder = tmp_path_factory.mktemp("predict")
+    return keras_to_tflite(keras.Model(inputs, outputs), folder / "small.tflite", TFLiteOptions(Precision.FP32))
+
+
+@pytest.mark.parametrize("device", ["rpi4", "rpi5", "pixel4", "x86-cpu", "x86-gpu"])
+def test_every_profile_predicts_a_latency_with_a_band(tflite_model: Path, device: str) -> None:
+    prediction = predict(analyze(tflite_model), load_profile(device), engine="tflite")
+    assert 0 < prediction.low_ms < prediction.latency_ms < prediction.high_ms
+    assert prediction.fits_memory
+    assert prediction.basis
+    assert prediction.flops_baseline_ms > 0
+    assert PREDICTED_KEYS <= set(prediction.to_dict())
+
+
+def test_more_threads_predict_faster_and_too_many_are_refused(tflite_model: Path) -> None:
+    graph, rpi4 = analyze(tflite_model), load_profile("rpi4")
+    one = predict(graph, rpi4, engine="tflite", threads=1)
+    four = predict(graph, rpi4, engine="tflite", threads=4)
+    assert four.latency_ms < one.latency_ms
+    with pytest.raises(ConfigError, match="more than rpi4 has cores"):
+        predict(graph, rpi4, engine="tflite", threads=5)
+
+
+def test_references_drive_the_estimate(tflite_model: Path) -> None:
+    prediction = predict(analyze(tflite_model), load_profile("pixel4"), engine="tflite")
+    assert "published cpu measurements" in prediction.basis
+    uncalibrated = predict(analyze(tflite_model), load_profile("x86-cpu"), engine="tflite")
+    assert "default efficiencies" in uncalibrated.basis
+    borrowed = predict(analyze(tflite_model), load_profile("rpi5"), engine="tflite")
+    assert "of pixel4 (same cores)" in borrowed.basis
+
+
+def test_gpu_delegate_names_the_operators_it_cannot_run(tflite_model: Path) -> None:
+    graph = analyze(tflite_model)
+    gpu = predict(graph, load_profile("pixel4"), engine="tflite", runtime="tflite-gpu")
+    assert "HARD_SWISH" in gpu.unsupported_ops
+    assert gpu.fallback_ms > 0
+    assert gpu.processor == "gpu" and gpu.threads is None
+    cpu = predict(graph, load_profile("pixel4"), engine="tflite")
+    assert cpu.unsupported_ops == [] and cpu.fallback_ms == 0
+
+
+def test_memory_fit_is_weights_plus_arena_plus_runtime(tflite_model: Path) -> None:
+    graph = analyze(tflite_model)
+    profile = load_profile("rpi4")
+    tiny = profile.model_copy(update={"memory": profile.memory.model_copy(update={"ram_gb": 0.001})})
+    prediction = predict(graph, tiny, engine="tflite")
+    assert not prediction.fits_memory
+    memory = prediction.memory
+    assert memory["need"] == pytest.approx(memory["weights"] + memory["activations"] + memory["runtime"])
+
+
+def test_leave_one_out_predicts_every_reference_without_itself() -> None:
+    profile = load_profile("pixel4")
+    rows = leave_one_out(profile, "cpu")
+    assert len(rows) == len([r for r in profile.references if r.processor == "cpu"])
+    assert all(r["predicted_ms"] > 0 for r in rows)
+    assert np.median([abs(r["error"]) for r in rows]) < 1.0  # sane, not the benchmark's goal
+
+
+def test_unknown_device_suggests_the_closest(cli, tflite_model: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("bench", str(tflite_model), "--device", "rpi-4")
+    assert result.exit_code == UnknownNameError.exit_code
+    assert "did you mean 'rpi4'" in result.stderr
+
+
+def test_host_before_calibration_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EDGEKIT_PROFILE_DIR", str(tmp_path))
+    with pytest.raises(UnknownNameError, match="edgekit profiles calibrate --name host"):
+        load_profile("host")
+
+
+def test_bench_device_json_has_prediction_per_device(cli, tflite_model: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("bench", str(tflite_model), "--device", "rpi4,pixel4:tflite-gpu", "--threads", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)["results"]
+    assert [r["device"] for r in rows] == ["rpi4", "pixel4"]
+    for row in rows:
+        assert row["measured"] is None  # neither is this machine: predicted only
+        assert PREDICTED_KEYS <= set(row["predicted"])
+    assert rows[1]["predicted"]["unsupported_ops"] == ["HARD_SWISH"]
+
+
+def test_bench_device_thread_count_above_the_cores_is_refused(cli, tflite_model: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("bench", str(tflite_model), "--device", "rpi4", "--threads", "8")
+    assert result.exit_code == ConfigError.exit_code
+    assert "more than rpi4 has cores (4)" in result.stderr
+
+
+def test_on_the_device_itself_bench_measures_and_predicts(tflite_model: Path) -> None:
+    # A Raspberry Pi names itself in /proc/device-tree/model; EDGEKIT_MACHINE_NAME stands in for it.
+    done = run_edgekit(
+        "bench", str(tflite_model), "--device", "rpi4", "--threads", "1", "--runs", "20", "--json",
+        env_extra={"EDGEKIT_MACHINE_NAME": "Raspberry Pi 4 Model B Rev 1.4"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    row = json.loads(done.stdout)["results"][0]
+    assert row["device"] == "rpi4"
+    assert row["measured"]["p50_ms"] > 0
+    assert PREDICTED_KEYS <= set(row["predicted"])
+
+
+def test_calibrate_then_predict_this_machine(tflite_model: Path, tmp_path: Path) -> None:
+    env = {"EDGEKIT_PROFILE_DIR": str(tmp_path / "profiles")}
+    done = run_edgekit(
+        "profiles", "calibrate", "--quick", "--runtime", "tflite", "--precision", "fp32", "--threads", "1",
+        "--seconds", "0.3", env_extra=env, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "profiles" / "host.yaml").exists()
+    again = run_edgekit("profiles", "calibrate", "--quick", env_extra=env)
+    assert again.returncode == 7 and "--force" in again.stderr  # nothing overwritten silently
+    listed = run_edgekit("profiles", "list", "--json", env_extra=env)
+    assert "host" in [p["name"] for p in json.loads(listed.stdout)["profiles"]]
+    bench = run_edgekit(
+        "bench", str(tflite_model), "--device", "host", "--threads", "1", "--runs", "20", "--json", env_extra=env
+    )
+    assert bench.returncode == 0, bench.stderr
+    row = json.loads(bench.stdout)["results"][0]
+    assert row["measured"]["p50_ms"] > 0  # host is this machine: measured beside predicted
+    assert row["predicted"]["basis"].startswith("calibrated on this machine")
