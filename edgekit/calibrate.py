@@ -52,6 +52,42 @@ def _synthetic(name: str) -> Any:
         return model(
             (56, 56, 32), lambda x: _repeat(x, 4, lambda y: layers.Conv2D(64, 3, padding="same", activation="relu")(y))
         )
+    if name == "narrow_conv_stack":
+        return model(
+            (56, 56, 24),
+            lambda x: _repeat(x, 8, lambda y: layers.Conv2D(40, 1, activation="relu")(layers.Conv2D(24, 1)(y))),
+        )
+    if name == "depthwise5_stack":
+        return model(
+            (56, 56, 48),
+            lambda x: _repeat(x, 6, lambda y: layers.DepthwiseConv2D(5, padding="same", activation="relu")(y)),
+        )
+    if name == "hard_swish_chain":
+
+        def hard_swishes(y: Any) -> Any:
+            for _ in range(10):
+                y = layers.Conv2D(32, 1)(layers.Activation("hard_swish")(y))
+            return y
+
+        return model((56, 56, 32), hard_swishes)
+    if name == "pool_stack":
+
+        def pools(y: Any) -> Any:
+            for _ in range(6):
+                avg = layers.AveragePooling2D(3, strides=1, padding="same")(y)
+                y = layers.Add()([layers.MaxPooling2D(3, strides=1, padding="same")(y), avg])
+            return layers.GlobalAveragePooling2D()(y)
+
+        return model((56, 56, 32), pools)
+    if name == "pad_slice":
+
+        def pads(y: Any) -> Any:
+            for _ in range(10):
+                y = layers.Cropping2D(1)(layers.ZeroPadding2D(1)(y))
+                y = layers.Conv2D(32, 1)(y)
+            return y
+
+        return model((56, 56, 32), pads)
     if name == "conv1x1_stack":
         return model((28, 28, 128), lambda x: _repeat(x, 6, lambda y: layers.Conv2D(256, 1, activation="relu")(y)))
     if name == "depthwise_stack":
@@ -111,7 +147,12 @@ def _repeat(x: Any, times: int, layer: Callable[[Any], Any]) -> Any:
 SYNTHETIC = (
     "conv3x3_stack",
     "conv1x1_stack",
+    "narrow_conv_stack",
     "depthwise_stack",
+    "depthwise5_stack",
+    "hard_swish_chain",
+    "pool_stack",
+    "pad_slice",
     "dense_stack",
     "elementwise_chain",
     "concat_blocks",
@@ -119,8 +160,8 @@ SYNTHETIC = (
     "tiny_ops",
 )
 # Whole architectures; none of them is one the calibration is later judged on.
-ARCHITECTURES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v2_035", "squeezenet", "efficientnet_v2_b0")
-QUICK_SET = ("conv3x3_stack", "depthwise_stack", "dense_stack", "elementwise_chain", "tiny_ops")
+ARCHITECTURES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v2_035", "squeezenet", "efficientnet_v2_b0", "xception")
+QUICK_SET = ("conv3x3_stack", "narrow_conv_stack", "depthwise_stack", "dense_stack", "elementwise_chain", "tiny_ops")
 
 
 def build_calibration_model(name: str) -> Any:

@@ -14,17 +14,39 @@ import numpy as np
 
 from edgekit.graph import GraphCost, OpClass
 
-# The order of the cost model's coefficients; see edgekit/predict.py.
-TERMS = ("conv_macs", "depthwise_macs", "matmul_macs", "element_ops", "bytes", "ops")
+# The order of the cost model's coefficients; see edgekit/predict.py. Convolutions cost per MAC
+# and per output element (narrow layers do few MACs per output written); element-wise work is
+# split by kernel kind (one instruction, a transcendental, a broadcast), pooling and data
+# movement; then bytes moved and operators dispatched.
+TERMS = (
+    "conv_macs",
+    "conv_outputs",
+    "depthwise_macs",
+    "depthwise_outputs",
+    "matmul_macs",
+    "element_ops",
+    "activation_ops",
+    "broadcast_ops",
+    "pool_ops",
+    "memory_ops",
+    "bytes",
+    "ops",
+)
 
 
 @dataclass(frozen=True)
 class Features:
     precision: str
     conv_macs: float
+    conv_outputs: float
     depthwise_macs: float
+    depthwise_outputs: float
     matmul_macs: float
     element_ops: float
+    activation_ops: float
+    broadcast_ops: float
+    pool_ops: float
+    memory_ops: float
     bytes: float
     ops: float
     unknown_ops: int
@@ -34,20 +56,9 @@ class Features:
 
     @classmethod
     def from_graph(cls, graph: GraphCost) -> Features:
-        totals = graph.by_class()
-
-        def macs(*classes: OpClass) -> float:
-            return float(sum(totals[c].macs for c in classes if c in totals))
-
-        return cls(
-            precision=graph.precision,
-            conv_macs=macs(OpClass.CONV),
-            depthwise_macs=macs(OpClass.DEPTHWISE),
-            matmul_macs=macs(OpClass.MATMUL),
-            element_ops=macs(OpClass.ELEMENTWISE, OpClass.POOL, OpClass.QUANT),
-            bytes=float(graph.bytes),
-            ops=float(len(graph.ops)),
-            unknown_ops=sum(1 for op in graph.ops if not op.known),
+        return features_of_ops(
+            graph.ops,
+            graph.precision,
             flops=float(graph.flops),
             weight_bytes=graph.weight_bytes,
             peak_activation_bytes=graph.peak_activation_bytes,
@@ -64,23 +75,31 @@ class Features:
         return np.array([getattr(self, term) for term in TERMS], dtype=np.float64)
 
 
-def features_of_ops(ops: list[Any], precision: str) -> Features:
-    """Features of a subset of a graph's operators (what falls back from a delegate)."""
-    from edgekit.graph import OpClass as C
+def features_of_ops(
+    ops: list[Any], precision: str, *, flops: float = 0.0, weight_bytes: int = 0, peak_activation_bytes: int = 0
+) -> Features:
+    """Features of a list of operators: a whole graph, or what falls back from a delegate."""
 
-    def macs(*classes: C) -> float:
-        return float(sum(op.macs for op in ops if op.op_class in classes))
+    def total(family: str, what: str = "macs") -> float:
+        chosen = [op for op in ops if op.known and op.family == family]
+        return float(sum(op.macs if what == "macs" else op.out_elements for op in chosen))
 
     return Features(
         precision=precision,
-        conv_macs=macs(C.CONV),
-        depthwise_macs=macs(C.DEPTHWISE),
-        matmul_macs=macs(C.MATMUL),
-        element_ops=macs(C.ELEMENTWISE, C.POOL, C.QUANT),
+        conv_macs=total(OpClass.CONV.value),
+        conv_outputs=total(OpClass.CONV.value, "outputs"),
+        depthwise_macs=total(OpClass.DEPTHWISE.value),
+        depthwise_outputs=total(OpClass.DEPTHWISE.value, "outputs"),
+        matmul_macs=total(OpClass.MATMUL.value),
+        element_ops=total("elementwise") + total(OpClass.QUANT.value),
+        activation_ops=total("activation"),
+        broadcast_ops=total("broadcast"),
+        pool_ops=total(OpClass.POOL.value),
+        memory_ops=total(OpClass.MEMORY.value),
         bytes=float(sum(op.bytes for op in ops)),
         ops=float(len(ops)),
         unknown_ops=sum(1 for op in ops if not op.known),
-        flops=0.0,
-        weight_bytes=0,
-        peak_activation_bytes=0,
+        flops=flops,
+        weight_bytes=weight_bytes,
+        peak_activation_bytes=peak_activation_bytes,
     )

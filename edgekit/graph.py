@@ -126,6 +126,13 @@ class OpCost:
     bytes_written: int
     out_shape: tuple[int, ...]
     known: bool = True
+    # Element-wise work splits by what a kernel does per element: cheap arithmetic, a
+    # transcendental activation, or a broadcast against a differently shaped operand.
+    family: str = ""
+
+    @property
+    def out_elements(self) -> int:
+        return math.prod(self.out_shape) if self.out_shape else 1
 
     @property
     def bytes(self) -> int:
@@ -333,7 +340,30 @@ def price(op: Op) -> OpCost:
         bytes_written=sum(t.bytes for t in op.outputs),
         out_shape=op.outputs[0].shape if op.outputs else (),
         known=known,
+        family=_family(op, op_class),
     )
+
+
+# Activations that cost a polynomial or a table lookup per element, not one instruction.
+_ACTIVATIONS = {
+    kind.upper()
+    for kind in (
+        "LOGISTIC TANH EXP LOG SQRT RSQRT POW DIV HARD_SWISH ELU GELU SOFTMAX LOG_SOFTMAX SIGMOID HARDSIGMOID "
+        "HARDSWISH HSWISH HSIGMOID SWISH MISH ERF SOFTPLUS DIVIDE POWER RECIPROCAL LOCAL_RESPONSE_NORMALIZATION "
+        "L2_NORMALIZATION NORMALIZEL2 MVN LAYERNORMALIZATION INSTANCENORMALIZATION"
+    ).split()
+}
+
+
+def _family(op: Op, op_class: OpClass) -> str:
+    if op_class is not OpClass.ELEMENTWISE:
+        return op_class.value
+    if op.kind.upper() in _ACTIVATIONS:
+        return "activation"
+    data = [t for t in op.inputs if t.elements > 1]
+    if len(data) > 1 and len({t.elements for t in data}) > 1:
+        return "broadcast"
+    return "elementwise"
 
 
 def _fold_constants(ops: list[Op]) -> list[Op]:

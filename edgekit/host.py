@@ -37,7 +37,9 @@ def machine_name() -> str:
 
 
 def is_this_machine(recognise: str | None) -> bool:
-    return bool(recognise) and recognise.lower() in machine_name().lower()
+    if not recognise:
+        return False
+    return recognise.lower() in machine_name().lower()
 
 
 def _cpuinfo() -> str:

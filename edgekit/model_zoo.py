@@ -150,6 +150,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("densenet121", "DenseNet-121 224", _app("DenseNet121")),
         Architecture("nasnet_mobile", "NASNet-A Mobile 224", _app("NASNetMobile")),
         Architecture("vgg16", "VGG-16 224", _app("VGG16")),
+        Architecture("xception", "Xception 224", _app("Xception")),
         Architecture("efficientnet_v2_b0", "EfficientNetV2-B0 224", _app("EfficientNetV2B0")),
         Architecture("inception_resnet_v2", "Inception-ResNet-v2 299", _app("InceptionResNetV2", 299)),
         Architecture("squeezenet", "SqueezeNet 1.1 227", _squeezenet),

@@ -33,8 +33,14 @@ from edgekit.profiles import DeviceProfile, Reference, RuntimeSpec, load_profile
 # Default efficiencies (share of peak reached) for a device with no fit of its own. They are
 # the order of magnitude XNNPACK-class kernels reach on phone and board CPUs; references and
 # calibration replace them.
-CPU_EFFICIENCY = {"conv": 0.55, "depthwise": 0.18, "matmul": 0.35, "element": 0.25, "bandwidth": 0.25}
-GPU_EFFICIENCY = {"conv": 0.30, "depthwise": 0.08, "matmul": 0.15, "element": 0.05, "bandwidth": 0.4}
+CPU_EFFICIENCY = {
+    "conv": 0.55, "output": 1.0, "depthwise": 0.18, "matmul": 0.35, "element": 0.25, "activation": 0.05,
+    "bandwidth": 0.25,
+}  # fmt: skip
+GPU_EFFICIENCY = {
+    "conv": 0.30, "output": 0.05, "depthwise": 0.08, "matmul": 0.15, "element": 0.05, "activation": 0.02,
+    "bandwidth": 0.4,
+}  # fmt: skip
 CPU_DISPATCH_S = 3e-6  # per operator: the interpreter's call and the thread pool's fork/join
 GPU_DISPATCH_S = 25e-6  # per kernel launch on a mobile GPU
 DEFAULT_PARALLEL_FRACTION = 0.85
@@ -69,7 +75,8 @@ def amdahl(threads: int, parallel_fraction: float) -> float:
 
 
 def prior_coefficients(profile: DeviceProfile, processor: str, precision: str, clock_ghz: float) -> np.ndarray:
-    """Seconds per unit of each cost term, from the hardware figures and default efficiencies."""
+    """Seconds per unit of each cost term (``TERMS``), from the hardware figures and default
+    efficiencies."""
     if processor == "gpu":
         gpu = profile.gpu
         if gpu is None:
@@ -79,36 +86,36 @@ def prior_coefficients(profile: DeviceProfile, processor: str, precision: str, c
             "fp16": (gpu.fp16_tflops or gpu.fp32_tflops),
         }.get(precision, gpu.fp32_tflops)
         macs_per_s = tflops * 1e12 / 2
+        element_per_s = macs_per_s
         e = GPU_EFFICIENCY
         bandwidth = (gpu.bandwidth_gbs or profile.bandwidth.gbs) * 1e9
-        return np.array(
-            [
-                1 / (macs_per_s * e["conv"]),
-                1 / (macs_per_s * e["depthwise"]),
-                1 / (macs_per_s * e["matmul"]),
-                1 / (macs_per_s * e["element"]),
-                1 / (bandwidth * e["bandwidth"]),
-                GPU_DISPATCH_S,
-            ]
-        )
-    compute = profile.compute
-    per_cycle = {
-        "int8": compute.int8_macs_per_cycle,
-        "fp16": compute.fp16_macs_per_cycle or compute.fp32_macs_per_cycle,
-    }.get(precision, compute.fp32_macs_per_cycle)
-    lanes = compute.vector_bits / (8 if precision == "int8" else 32)
-    macs_per_s = per_cycle * clock_ghz * 1e9
-    e = CPU_EFFICIENCY
-    return np.array(
-        [
-            1 / (macs_per_s * e["conv"]),
-            1 / (macs_per_s * e["depthwise"]),
-            1 / (macs_per_s * e["matmul"]),
-            1 / (lanes * clock_ghz * 1e9 * e["element"]),
-            1 / (profile.bandwidth.gbs * 1e9 * e["bandwidth"]),
-            CPU_DISPATCH_S,
-        ]
-    )
+        dispatch = GPU_DISPATCH_S
+    else:
+        compute = profile.compute
+        per_cycle = {
+            "int8": compute.int8_macs_per_cycle,
+            "fp16": compute.fp16_macs_per_cycle or compute.fp32_macs_per_cycle,
+        }.get(precision, compute.fp32_macs_per_cycle)
+        macs_per_s = per_cycle * clock_ghz * 1e9
+        element_per_s = compute.vector_bits / (8 if precision == "int8" else 32) * clock_ghz * 1e9
+        e = CPU_EFFICIENCY
+        bandwidth = profile.bandwidth.gbs * 1e9
+        dispatch = CPU_DISPATCH_S
+    per_term = {
+        "conv_macs": 1 / (macs_per_s * e["conv"]),
+        "conv_outputs": 1 / (element_per_s * e["output"]),
+        "depthwise_macs": 1 / (macs_per_s * e["depthwise"]),
+        "depthwise_outputs": 1 / (element_per_s * e["output"]),
+        "matmul_macs": 1 / (macs_per_s * e["matmul"]),
+        "element_ops": 1 / (element_per_s * e["element"]),
+        "activation_ops": 1 / (element_per_s * e["activation"]),
+        "broadcast_ops": 1 / (element_per_s * e["element"]),
+        "pool_ops": 1 / (element_per_s * e["element"]),
+        "memory_ops": 1 / (element_per_s * e["element"]),
+        "bytes": 1 / (bandwidth * e["bandwidth"]),
+        "ops": dispatch,
+    }
+    return np.array([per_term[t] for t in TERMS])
 
 
 def peak_flops(profile: DeviceProfile, processor: str, precision: str, threads: int) -> float:

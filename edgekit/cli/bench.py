@@ -198,18 +198,20 @@ def bench(
         transient=True,
     ) as bar:
         graphs: dict[Path, Any] = {}
-        for model, name, count, target in plan:
+        for model, name, count, device_target in plan:
             predicted = None
-            if target is not None:
+            if device_target is not None:
                 from edgekit.graph import analyze
                 from edgekit.predict import predict
 
                 if model not in graphs:
                     graphs[model] = analyze(model)
-                prediction = predict(graphs[model], target.profile, engine=name, threads=count, runtime=target.runtime)
+                prediction = predict(
+                    graphs[model], device_target.profile, engine=name, threads=count, runtime=device_target.runtime
+                )
                 predicted = prediction.to_dict()
                 count = prediction.threads if count is None else count
-                if not target.here:
+                if not device_target.here:
                     results.append(
                         {
                             "model": str(model),
@@ -217,7 +219,7 @@ def bench(
                             "threads": count,
                             "size_bytes": _size(model),
                             "measured": None,
-                            "device": target.profile.name,
+                            "device": device_target.profile.name,
                             "predicted": predicted,
                         }
                     )
@@ -242,7 +244,7 @@ def bench(
                     "threads": count,
                     "size_bytes": _size(model),
                     "measured": measured,
-                    "device": target.profile.name if target else None,
+                    "device": device_target.profile.name if device_target else None,
                     "predicted": predicted,
                 }
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +30,7 @@ def list_profiles(as_json: bool = typer.Option(False, "--json", help="Print one 
     from edgekit.profiles import load_profile, profile_names, user_profile_names
 
     calibrated = set(user_profile_names())
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in profile_names():
         p = load_profile(name)
         rows.append(
@@ -112,7 +113,7 @@ def show(
         if rows:
             errors = sorted(abs(r["error"]) for r in rows)
             say(
-                f"  leave-one-out on the CPU references: median error {100 * errors[len(errors) // 2]:.1f} %, "
+                f"  leave-one-out on the CPU references: median error {100 * statistics.median(errors):.1f} %, "
                 f"worst {100 * errors[-1]:.1f} %",
                 markup=False,
             )
@@ -151,8 +152,8 @@ def validate(
         log(f"{target}: valid")
     if failures:
         if len(failures) > 1:
-            for exc in failures[:-1]:
-                log(f"edgekit: error: {exc.one_line()}")
+            for failure in failures[:-1]:
+                log(f"edgekit: error: {failure.one_line()}")
         raise failures[-1]
 
 

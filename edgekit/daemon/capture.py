@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ class Frame:
     id: int
     image: np.ndarray  # BGR uint8, as OpenCV delivers it
     captured: float  # time.time() when read
+    batch: np.ndarray | None = None  # the model's input, when the capture thread prepared it
+    prepare_seconds: float = 0.0
 
 
 def describe_source(source: str) -> str:
@@ -136,8 +138,11 @@ class CaptureThread(threading.Thread):
         loop: bool = False,
         stall_timeout: float = 5.0,
         max_fps: float | None = None,
+        prepare: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         super().__init__(name="edgekit-capture", daemon=True)
+        # Preprocessing here overlaps it with the previous frame's inference on another core.
+        self.prepare = prepare
         self.source = source
         self.mailbox = mailbox
         self.loop = loop
@@ -213,6 +218,12 @@ class CaptureThread(threading.Thread):
             frame_id += 1
             self.frames_read += 1
             self._times.append(time.monotonic())
-            self.mailbox.put(Frame(frame_id, image, time.time()))
+            captured = time.time()
+            batch, seconds = None, 0.0
+            if self.prepare is not None:
+                started = time.perf_counter()
+                batch = self.prepare(image)
+                seconds = time.perf_counter() - started
+            self.mailbox.put(Frame(frame_id, image, captured, batch, seconds))
             if self.stop_event.is_set():
                 break
