@@ -102,7 +102,11 @@ def _find_key(data: object, key: str) -> object | None:
 
 def benchmark_app_median(model: Path, runs: int) -> float:
     # -shape: the IR has a dynamic batch; edgekit's OpenVINO runtime fixes it to 1 the same way.
-    command = f"-m {model} -d CPU -api sync -hint none -nstreams 1 -nthreads 1 -niter {runs} -shape [1,224,224,3]"
+    # -infer_precision f32: on AMX/AVX512-BF16 CPUs the plugin would otherwise run fp32 in bf16.
+    command = (
+        f"-m {model} -d CPU -api sync -hint none -nstreams 1 -nthreads 1 -niter {runs} "
+        "-shape [1,224,224,3] -infer_precision f32"
+    )
     out = sh([str(BIN / "benchmark_app"), *command.split()])
     match = re.search(r"Median:\s+([\d.]+)\s*ms", out)
     if not match:

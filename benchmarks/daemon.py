@@ -75,7 +75,7 @@ def pipeline_vs_model(mobilenet: Path, video: Path, port: int, frames: int, work
         "|---|---|---|---|",
     ]
     ratios = []
-    for pair in range(3):
+    for pair in range(5):
         model_rate = model_only_rate(mobilenet)
         summary = run_daemon(mobilenet, video, port, frames, work, f"mnv2-{pair}")
         ratio = summary["results_per_s"] / model_rate

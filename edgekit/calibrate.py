@@ -164,9 +164,13 @@ ARCHITECTURES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v2_035", "squeezenet
 QUICK_SET = ("conv3x3_stack", "narrow_conv_stack", "depthwise_stack", "dense_stack", "elementwise_chain", "tiny_ops")
 
 
-def build_calibration_model(name: str) -> Any:
+def build_calibration_model(name: str, seed: int = 0) -> Any:
+    """The same weights every time: random, but seeded, so a calibration can be repeated."""
+    import keras
+
     from edgekit.model_zoo import build
 
+    keras.utils.set_random_seed(seed)
     return _synthetic(name) if name in SYNTHETIC else build(name)
 
 
@@ -179,7 +183,7 @@ def export(model: Any, name: str, engine: str, precision: str, folder: Path) -> 
 
     shape = tuple(model.inputs[0].shape[1:])
     calibration = Dataset(
-        {model.inputs[0].name: np.random.default_rng(0).uniform(0, 1, (4, *shape)).astype("float32")},
+        {model.inputs[0].name: np.random.default_rng(0).uniform(0, 1, (8, *shape)).astype("float32")},
         origin="random calibration inputs",
     )
     out = folder / f"{name}_{precision}{ENGINES[engine]}"

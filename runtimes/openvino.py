@@ -28,6 +28,10 @@ class OpenVinoRuntime(RuntimeBase):
         self._ov = ov
         core = ov.Core()
         config: dict[str, object] = {"PERFORMANCE_HINT": hint}
+        if device == "CPU":
+            # On CPUs with AMX or AVX512-BF16 the plugin would otherwise run an fp32 model in bf16
+            # (relative error ~1e-3): the artifact's own precision is what the user converted to.
+            config["INFERENCE_PRECISION_HINT"] = "f32"
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         try:

@@ -141,8 +141,10 @@ class CaptureThread(threading.Thread):
         prepare: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         super().__init__(name="edgekit-capture", daemon=True)
-        # Preprocessing here overlaps it with the previous frame's inference on another core.
+        # Preprocessing here overlaps it with the previous frame's inference on another core; the
+        # daemon turns it on only while capture is the lighter of the two threads.
         self.prepare = prepare
+        self.prepare_here = False
         self.source = source
         self.mailbox = mailbox
         self.loop = loop
@@ -220,7 +222,7 @@ class CaptureThread(threading.Thread):
             self._times.append(time.monotonic())
             captured = time.time()
             batch, seconds = None, 0.0
-            if self.prepare is not None:
+            if self.prepare is not None and self.prepare_here:
                 started = time.perf_counter()
                 batch = self.prepare(image)
                 seconds = time.perf_counter() - started

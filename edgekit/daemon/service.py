@@ -31,6 +31,10 @@ from edgekit.runtimes import load_runtime
 log = logging.getLogger("edgekit.daemon")
 
 
+# Results between decisions on which thread preprocesses.
+BALANCE_EVERY = 32
+
+
 class Daemon:
     def __init__(self, config: DaemonConfig, *, on_result: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.config = config
@@ -165,6 +169,8 @@ class Daemon:
                 self._latencies.append(latency_ms)
                 self._result_times.append(time.monotonic())
                 self.results += 1
+                if self.results % BALANCE_EVERY == 0:
+                    self._balance(capture)
                 if self._on_result:
                     self._on_result(result)
                 if config.max_frames and self.results >= config.max_frames:
@@ -178,6 +184,17 @@ class Daemon:
             outbox.close()
             runtime.close()
         return summary
+
+    def _balance(self, capture: CaptureThread) -> None:
+        """Preprocess on the capture thread when decoding plus preprocessing there costs less than
+        what the inference thread does per result: with a heavy model that takes preprocessing off
+        the critical path; with a light one it would make capture the bottleneck instead."""
+        if not capture.frames_read or not self.results:
+            return
+        decode = capture.read_seconds / capture.frames_read
+        prepare = self._stage_seconds["preprocess"] / self.results
+        rest = sum(self._stage_seconds[s] for s in ("inference", "postprocess", "publish")) / self.results
+        capture.prepare_here = decode + prepare < rest
 
     def _broker_settings(self) -> BrokerSettings:
         c = self.config
