@@ -4,7 +4,7 @@ The set mixes whole architectures with small synthetic graphs that each stress o
 (dense convolutions, depthwise, big matmuls, long element-wise chains, concatenations, many
 tiny operators), so every coefficient of the cost model is pinned by some measurement. Each
 model is converted to the requested formats and precisions with edgekit's own converters, timed
-with edgekit's bench loop at each thread count, analysed, and the six coefficients are fitted
+with edgekit's bench loop at each thread count, analysed, and the cost model's coefficients are fitted
 per engine, precision and thread count by non-negative least squares on relative error, pulled
 gently towards the hardware prior where the measurements leave a term free.
 """

@@ -29,6 +29,8 @@ TERMS = (
     "broadcast_ops",
     "pool_ops",
     "memory_ops",
+    "fallback_ops",
+    "partitions",
     "bytes",
     "ops",
 )
@@ -47,6 +49,8 @@ class Features:
     broadcast_ops: float
     pool_ops: float
     memory_ops: float
+    fallback_ops: float  # output elements of operators the CPU delegate leaves to slower kernels
+    partitions: float  # hand-overs between the delegate and those kernels
     bytes: float
     ops: float
     unknown_ops: int
@@ -59,6 +63,7 @@ class Features:
         return features_of_ops(
             graph.ops,
             graph.precision,
+            partitions=float(graph.partitions),
             flops=float(graph.flops),
             weight_bytes=graph.weight_bytes,
             peak_activation_bytes=graph.peak_activation_bytes,
@@ -66,7 +71,8 @@ class Features:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Features:
-        return cls(**data)
+        # Tables written before a term existed lack it: it counted as zero there.
+        return cls(**{"fallback_ops": 0.0, "partitions": 0.0, **data})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,7 +82,13 @@ class Features:
 
 
 def features_of_ops(
-    ops: list[Any], precision: str, *, flops: float = 0.0, weight_bytes: int = 0, peak_activation_bytes: int = 0
+    ops: list[Any],
+    precision: str,
+    *,
+    partitions: float = 0.0,
+    flops: float = 0.0,
+    weight_bytes: int = 0,
+    peak_activation_bytes: int = 0,
 ) -> Features:
     """Features of a list of operators: a whole graph, or what falls back from a delegate."""
 
@@ -96,6 +108,8 @@ def features_of_ops(
         broadcast_ops=total("broadcast"),
         pool_ops=total(OpClass.POOL.value),
         memory_ops=total(OpClass.MEMORY.value),
+        fallback_ops=float(sum(op.out_elements for op in ops if not op.delegated)),
+        partitions=partitions,
         bytes=float(sum(op.bytes for op in ops)),
         ops=float(len(ops)),
         unknown_ops=sum(1 for op in ops if not op.known),

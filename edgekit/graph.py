@@ -126,6 +126,7 @@ class OpCost:
     bytes_written: int
     out_shape: tuple[int, ...]
     known: bool = True
+    delegated: bool = True  # False: the CPU delegate leaves it to the runtime's own kernels
     # Element-wise work splits by what a kernel does per element: cheap arithmetic, a
     # transcendental activation, or a broadcast against a differently shaped operand.
     family: str = ""
@@ -168,6 +169,7 @@ class GraphCost:
     params: int
     weight_bytes: int
     peak_activation_bytes: int
+    partitions: int = 0  # pieces the CPU delegate cut the graph into (TFLite; 0 when not known)
 
     @property
     def unknown_kinds(self) -> list[str]:
@@ -223,6 +225,8 @@ class GraphCost:
             "peak_activation_bytes": self.peak_activation_bytes,
             "bytes_moved": self.bytes,
             "unknown_cost": self.unknown_kinds,
+            "delegate_partitions": self.partitions,
+            "undelegated": sorted({op.kind for op in self.ops if not op.delegated}),
             "by_kind": self.by_kind(),
             "by_class": {cls.value: vars(t) for cls, t in sorted(self.by_class().items())},
         }
@@ -340,6 +344,7 @@ def price(op: Op) -> OpCost:
         bytes_written=sum(t.bytes for t in op.outputs),
         out_shape=op.outputs[0].shape if op.outputs else (),
         known=known,
+        delegated=not op.attrs.get("undelegated", False),
         family=_family(op, op_class),
     )
 
@@ -438,6 +443,7 @@ def cost_of(ops: list[Op], graph_inputs: list[Tensor], path: Path, fmt: str) -> 
         path=str(path),
         format=fmt,
         precision=precision,
+        partitions=max((int(op.attrs.get("partitions", 0)) for op in ops), default=0),
         ops=costs,
         params=sum(t.elements for t in weights.values()),
         weight_bytes=sum(t.bytes for t in weights.values()),
@@ -488,15 +494,43 @@ def _read_tflite(path: Path) -> tuple[list[Op], list[Tensor], str]:
         constant = index not in produced and index not in graph_inputs
         return Tensor(str(index), shape, dtype.itemsize, dtype.name, constant)
 
+    undelegated, partitions = _delegation(interpreter, len(ops_details))
     ops = [
         Op(
             str(op["op_name"]),
             [tensor(int(i)) for i in op["inputs"] if int(i) >= 0],
             [tensor(int(i)) for i in op["outputs"] if int(i) >= 0],
+            {"undelegated": True, "partitions": partitions} if index in undelegated else {"partitions": partitions},
         )
-        for op in ops_details
+        for index, op in enumerate(ops_details)
     ]
     return ops, [tensor(i) for i in sorted(graph_inputs)], "tflite"
+
+
+def _delegation(interpreter: Any, count: int) -> tuple[set[int], int]:
+    """Which operators LiteRT's default CPU delegate (XNNPACK) leaves to its own kernels, and how
+    many partitions it cuts the graph into. After allocation the graph lists one DELEGATE node per
+    partition: an operator whose output enters a partition, or that reads a partition's output
+    without being one, runs outside it."""
+    try:
+        interpreter.allocate_tensors()
+        after = interpreter._get_ops_details()
+    except Exception:  # noqa: BLE001 - a model the delegate refuses is analysed without delegation
+        return set(), 0
+    delegates = [op for op in after if op["op_name"] == "DELEGATE"]
+    if not delegates:
+        return set(), 0
+    entering = {int(t) for op in delegates for t in op["inputs"]}
+    leaving = {int(t) for op in delegates for t in op["outputs"]}
+    graph_outputs = {int(d["index"]) for d in interpreter.get_output_details()}
+    undelegated = set()
+    for index, op in enumerate(after[:count]):
+        outputs = {int(t) for t in op["outputs"]}
+        if outputs & leaving:
+            continue  # a partition produces it
+        if outputs & (entering | graph_outputs):
+            undelegated.add(index)  # it feeds a partition or ends the graph outside one
+    return undelegated, len(delegates)
 
 
 _ONNX_ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}

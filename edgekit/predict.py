@@ -3,14 +3,14 @@
 The cost model is additive over operators. Each operator costs its MACs at the device's
 effective throughput for its class (dense convolution, depthwise, matmul), its element
 operations at the vector rate, its bytes at the effective memory bandwidth, and a fixed
-dispatch overhead. That is linear in six coefficients (seconds per unit of each term in
+dispatch overhead. That is linear in its coefficients (seconds per unit of each term in
 ``edgekit.features.TERMS``), which keeps fitting stable with few measurements:
 
 - the **prior** comes from the profile's hardware figures (peak MACs per cycle × clock,
   bandwidth) times default efficiencies;
 - a profile with **published references** rescales the prior per engine and precision (and
   fits the parallel fraction of Amdahl's law when the references span thread counts);
-- a **calibrated** profile (``edgekit profiles calibrate``) has all six coefficients fitted by
+- a **calibrated** profile (``edgekit profiles calibrate``) has all its coefficients fitted by
   non-negative least squares on this machine's measurements, per engine, precision and threads.
 
 Every prediction carries a low–high band from the fit's residuals and says what it rests on.
@@ -35,11 +35,11 @@ from edgekit.profiles import DeviceProfile, Reference, RuntimeSpec, load_profile
 # calibration replace them.
 CPU_EFFICIENCY = {
     "conv": 0.55, "output": 1.0, "depthwise": 0.18, "matmul": 0.35, "element": 0.25, "activation": 0.05,
-    "bandwidth": 0.25,
+    "fallback": 0.03, "bandwidth": 0.25,
 }  # fmt: skip
 GPU_EFFICIENCY = {
     "conv": 0.30, "output": 0.05, "depthwise": 0.08, "matmul": 0.15, "element": 0.05, "activation": 0.02,
-    "bandwidth": 0.4,
+    "fallback": 0.02, "bandwidth": 0.4,
 }  # fmt: skip
 CPU_DISPATCH_S = 3e-6  # per operator: the interpreter's call and the thread pool's fork/join
 GPU_DISPATCH_S = 25e-6  # per kernel launch on a mobile GPU
@@ -112,6 +112,8 @@ def prior_coefficients(profile: DeviceProfile, processor: str, precision: str, c
         "broadcast_ops": 1 / (element_per_s * e["element"]),
         "pool_ops": 1 / (element_per_s * e["element"]),
         "memory_ops": 1 / (element_per_s * e["element"]),
+        "fallback_ops": 1 / (element_per_s * e["fallback"]),
+        "partitions": dispatch * 5,
         "bytes": 1 / (bandwidth * e["bandwidth"]),
         "ops": dispatch,
     }
