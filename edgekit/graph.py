@@ -19,6 +19,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgekit.errors import ModelError
 
 
@@ -487,8 +489,6 @@ def _read_tflite(path: Path) -> tuple[list[Op], list[Tensor], str]:
 
     def tensor(index: int) -> Tensor:
         d = details[index]
-        import numpy as np
-
         dtype = np.dtype(d["dtype"])
         shape = tuple(int(x) if x > 0 else 1 for x in d["shape_signature"]) or tuple(int(x) for x in d["shape"])
         constant = index not in produced and index not in graph_inputs

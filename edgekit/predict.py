@@ -92,11 +92,7 @@ def prior_coefficients(profile: DeviceProfile, processor: str, precision: str, c
         dispatch = GPU_DISPATCH_S
     else:
         compute = profile.compute
-        per_cycle = {
-            "int8": compute.int8_macs_per_cycle,
-            "fp16": compute.fp16_macs_per_cycle or compute.fp32_macs_per_cycle,
-        }.get(precision, compute.fp32_macs_per_cycle)
-        macs_per_s = per_cycle * clock_ghz * 1e9
+        macs_per_s = macs_per_cycle(profile, precision) * clock_ghz * 1e9
         element_per_s = compute.vector_bits / (8 if precision == "int8" else 32) * clock_ghz * 1e9
         e = CPU_EFFICIENCY
         bandwidth = profile.bandwidth.gbs * 1e9
@@ -128,10 +124,17 @@ def peak_flops(profile: DeviceProfile, processor: str, precision: str, threads: 
         if precision == "fp16" and gpu.fp16_tflops:
             return gpu.fp16_tflops * 1e12
         return gpu.fp32_tflops * 1e12
+    return 2 * macs_per_cycle(profile, precision) * clock_for(profile, threads) * 1e9 * threads
+
+
+def macs_per_cycle(profile: DeviceProfile, precision: str) -> float:
+    """Peak MACs per core and cycle at ``precision``; fp16 without native support runs as fp32."""
     compute = profile.compute
-    per_cycle = {"int8": compute.int8_macs_per_cycle, "fp16": compute.fp16_macs_per_cycle}.get(precision)
-    per_cycle = per_cycle or compute.fp32_macs_per_cycle
-    return 2 * per_cycle * clock_for(profile, threads) * 1e9 * threads
+    if precision == "int8":
+        return compute.int8_macs_per_cycle
+    if precision == "fp16" and compute.fp16_macs_per_cycle:
+        return compute.fp16_macs_per_cycle
+    return compute.fp32_macs_per_cycle
 
 
 # ---------------------------------------------------------------------------------------------

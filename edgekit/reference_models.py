@@ -48,27 +48,15 @@ def reference_features(model: str, precision: str) -> Features:
 
 
 def compute_features(name: str, workdir: Path) -> dict[str, Any]:
-    """Build ``name``, convert it to fp32 and int8 TFLite, analyze both."""
-    import numpy as np
-
-    from edgekit.converters.keras_to_tflite import TFLiteOptions, keras_to_tflite
-    from edgekit.data import Dataset
-    from edgekit.formats import Precision
+    """Build ``name``, convert it to fp32 and int8 TFLite as calibration does, analyze both."""
+    from edgekit.calibrate import build_calibration_model, export
     from edgekit.graph import analyze
     from edgekit.model_zoo import ARCHITECTURES
 
-    arch = ARCHITECTURES[name]
-    model = arch.build()
-    shape = tuple(model.inputs[0].shape[1:])
-    calibration = Dataset(
-        {model.inputs[0].name: np.random.default_rng(0).uniform(0, 1, (2, *shape)).astype("float32")},
-        origin="random calibration inputs",
-    )
-    entry: dict[str, Any] = {"title": arch.title, "input_shape": list(shape)}
+    model = build_calibration_model(name)
+    entry: dict[str, Any] = {"title": ARCHITECTURES[name].title, "input_shape": list(model.inputs[0].shape[1:])}
     for precision in PRECISIONS:
-        out = workdir / f"{name}_{precision}.tflite"
-        options = TFLiteOptions(Precision(precision), calibration=calibration if precision == "int8" else None)
-        keras_to_tflite(model, out, options)
+        out = export(model, name, "tflite", precision, workdir)
         entry[precision] = Features.from_graph(analyze(out)).to_dict()
         out.unlink()
     return entry

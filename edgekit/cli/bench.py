@@ -154,6 +154,8 @@ def bench(
     with --device, predict them for other devices."""
     from edgekit.bench import BenchSettings, measure
     from edgekit.data import Split, load_dataset
+    from edgekit.graph import analyze
+    from edgekit.predict import predict
     from edgekit.runtimes import RUNTIMES, load_runtime, runtime_for_path
 
     settings = BenchSettings(runs=None if duration else runs, duration_s=duration, warmup=warmup)
@@ -200,10 +202,8 @@ def bench(
         graphs: dict[Path, Any] = {}
         for model, name, count, device_target in plan:
             predicted = None
+            device_name = device_target.profile.name if device_target else None
             if device_target is not None:
-                from edgekit.graph import analyze
-                from edgekit.predict import predict
-
                 if model not in graphs:
                     graphs[model] = analyze(model)
                 prediction = predict(
@@ -212,17 +212,7 @@ def bench(
                 predicted = prediction.to_dict()
                 count = prediction.threads if count is None else count
                 if not device_target.here:
-                    results.append(
-                        {
-                            "model": str(model),
-                            "runtime": name,
-                            "threads": count,
-                            "size_bytes": _size(model),
-                            "measured": None,
-                            "device": device_target.profile.name,
-                            "predicted": predicted,
-                        }
-                    )
+                    results.append(_row(model, name, count, None, device_name, predicted))
                     continue
             task = bar.add_task(f"{model.name} · {name} · {count or 'auto'} threads", total=settings.runs or None)
             dataset = None
@@ -237,17 +227,7 @@ def bench(
                 return load_runtime(model, name, threads=count)
 
             measured = measure(open_runtime, settings, data=dataset, progress=update)
-            results.append(
-                {
-                    "model": str(model),
-                    "runtime": name,
-                    "threads": count,
-                    "size_bytes": _size(model),
-                    "measured": measured,
-                    "device": device_target.profile.name if device_target else None,
-                    "predicted": predicted,
-                }
-            )
+            results.append(_row(model, name, count, measured, device_name, predicted))
             bar.remove_task(task)
     if csv_out is not None:
         with atomic_file(csv_out, force=True) as staging:
@@ -262,6 +242,26 @@ def bench(
         print_wide(_prediction_table(results))
         for line in sorted({r["predicted"]["basis"] for r in results if r["predicted"]}):
             stdout.print(f"basis: {line}", markup=False)
+
+
+def _row(
+    model: Path,
+    runtime: str,
+    threads: int | None,
+    measured: dict[str, Any] | None,
+    device: str | None,
+    predicted: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """One result: what was measured here and/or predicted for a device."""
+    return {
+        "model": str(model),
+        "runtime": runtime,
+        "threads": threads,
+        "size_bytes": _size(model),
+        "measured": measured,
+        "device": device,
+        "predicted": predicted,
+    }
 
 
 def _size(model: Path) -> int:
