@@ -155,3 +155,15 @@ def test_calibrate_then_predict_this_machine(tflite_model: Path, tmp_path: Path)
     row = json.loads(bench.stdout)["results"][0]
     assert row["measured"]["p50_ms"] > 0  # host is this machine: measured beside predicted
     assert row["predicted"]["basis"].startswith("calibrated on this machine")
+
+
+def test_a_delegate_for_another_format_is_one_line_before_any_work(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from .test_graph import _onnx_with_mystery_op
+
+    model = _onnx_with_mystery_op(tmp_path / "m.onnx")
+    result = cli("bench", str(model), "--device", "pixel4:tflite-gpu")
+    assert result.exit_code == ConfigError.exit_code
+    assert result.stderr.strip().splitlines() == [
+        "edgekit: error: runtime tflite-gpu on pixel4 runs tflite models, not onnxruntime; "
+        "give it a model in the tflite format"
+    ]

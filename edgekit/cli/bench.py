@@ -155,7 +155,7 @@ def bench(
     from edgekit.bench import BenchSettings, measure
     from edgekit.data import Split, load_dataset
     from edgekit.graph import analyze
-    from edgekit.predict import predict
+    from edgekit.predict import choose_runtime, predict
     from edgekit.runtimes import RUNTIMES, load_runtime, runtime_for_path
 
     settings = BenchSettings(runs=None if duration else runs, duration_s=duration, warmup=warmup)
@@ -183,6 +183,7 @@ def bench(
                 plan += [(model, name, t, None) for t in thread_counts]
                 continue
             for target in targets:
+                choose_runtime(target.profile, name, target.runtime)  # a mismatch fails before any timing
                 if target.here:
                     RUNTIMES[name].load_class()
                 for t in thread_counts:
