@@ -136,6 +136,7 @@ def test_demo_tells_the_story_end_to_end(tmp_path: Path) -> None:
     result = run_edgekit("demo", "--out", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr
     assert "Trained on the server" in result.stdout and "tflite int8" in result.stdout
+    assert "predicted on devices, 4 threads" in result.stdout and "rpi4" in result.stdout
     files = {p.name for p in (tmp_path / "demo" / "digits").iterdir()}
     assert {"model.keras", "data.npz", "model_int8.tflite", "model_int8.tflite.manifest.json"} <= files
     assert {"model_fp16.xml", "model_fp16.bin"} <= files

@@ -98,6 +98,19 @@ def _convert_step(model_dir: Path, to: str, quant: str, max_drop: float | None =
     )
 
 
+PREDICTED_DEVICES = ("rpi4", "rpi5", "pixel4")
+
+
+def _predictions(artifact: Path) -> list[dict[str, Any]]:
+    """The edge model predicted on the devices it is meant for, with no device on the desk."""
+    from edgekit.graph import analyze
+    from edgekit.predict import predict
+    from edgekit.profiles import load_profile
+
+    graph = analyze(artifact)
+    return [predict(graph, load_profile(name), engine="tflite").to_dict() for name in PREDICTED_DEVICES]
+
+
 def demo(
     out: Path = typer.Option(
         None, "--out", "-o", help="Folder for the demo's files (default: a new temporary folder, kept)."
@@ -114,6 +127,7 @@ def demo(
     trained = train_example(DEMO_EXAMPLE, model_dir, force=force, progress=lambda line: log(f"          {line}"))
     log(f"step 2/4  convert for the edge: TFLite int8, calibrated on the training split, gate {DEMO_MAX_DROP} pt")
     edge = _convert_step(model_dir, "tflite", "int8")
+    edge["predicted"] = _predictions(Path(edge["artifact"]))
     log("step 3/4  convert for an x86 box: OpenVINO IR fp16")
     x86 = _convert_step(model_dir, "openvino", "fp16")
     log("step 4/4  on the device: the shapes detector, int8, reading a camera recording and publishing over MQTT")
@@ -146,6 +160,13 @@ def demo(
             f"agrees with Keras on {parity['top1_agreement']:.1%} of {report['evaluation']['samples']} test images; "
             f"accuracy {m['source']:.4f} → {m['artifact']:.4f} (drop {m['drop']:.2f} pt, gate {gate})"
         )
+        if "predicted" in report:
+            devices = ", ".join(
+                f"{p['device']} {p['latency_ms']:.2f} ms ({p['low_ms']:.2f}–{p['high_ms']:.2f})"
+                for p in report["predicted"]
+            )
+            threads = report["predicted"][0]["threads"]
+            stdout.print(f"   predicted on devices, {threads} threads (`edgekit bench --device`): {devices}")
     daemon = camera["daemon"]
     stages = daemon["stage_ms"]
     stdout.print(
