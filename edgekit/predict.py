@@ -183,7 +183,11 @@ def fit_references(profile: DeviceProfile, refs: list[Reference], processor: str
     refs = [r for r in refs if r.processor == processor]
     if not refs:
         return None
-    priors = [_reference_prior_seconds(profile, r) for r in refs]
+    return _fit(refs, [_reference_prior_seconds(profile, r) for r in refs], processor)
+
+
+def _fit(refs: list[Reference], priors: list[float], processor: str) -> ReferenceFit:
+    """Scales and parallel fraction for ``refs``, whose prior seconds are ``priors``."""
 
     def log_ratios(fraction: float) -> dict[tuple[str, str], list[float]]:
         groups: dict[tuple[str, str], list[float]] = {}
@@ -213,15 +217,14 @@ def fit_references(profile: DeviceProfile, refs: list[Reference], processor: str
 def leave_one_out(profile: DeviceProfile, processor: str = "cpu") -> list[dict[str, Any]]:
     """Each reference predicted by the profile fitted without it."""
     refs = [r for r in profile.references if r.processor == processor]
+    if len(refs) < 2:
+        return []  # nothing left to fit once the one reference is out
+    priors = [_reference_prior_seconds(profile, r) for r in refs]
     rows = []
     for index, ref in enumerate(refs):
-        others = refs[:index] + refs[index + 1 :]
-        fit = fit_references(profile, others, processor)
-        if fit is None:
-            continue
+        fit = _fit(refs[:index] + refs[index + 1 :], priors[:index] + priors[index + 1 :], processor)
         precision = compute_precision(ref.precision, processor)
-        prior = _reference_prior_seconds(profile, ref)
-        predicted = fit.seconds(prior, ref.engine, precision, ref.threads) * 1000.0
+        predicted = fit.seconds(priors[index], ref.engine, precision, ref.threads) * 1000.0
         rows.append(
             {
                 "model": ref.model,
