@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -199,8 +198,10 @@ def calibrate(
     if target.exists() and not force:
         raise OutputExistsError(f"profile {target} already exists", hint="pass --force to recalibrate")
     require_extra("tensorflow", "convert")  # the calibration models are built with Keras
+    # The settings as parsed, so the record holds however the command was invoked.
     command = (
-        "edgekit profiles calibrate " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "edgekit profiles calibrate"
+        f"edgekit profiles calibrate --name {name} --runtime {','.join(engines)} --precision {','.join(precisions)} "
+        f"--threads {','.join(map(str, counts))} --seconds {seconds:g}" + (" --quick" if quick else "")
     )
     with tempfile.TemporaryDirectory(prefix="edgekit-calibrate-") as workdir:
         profile = run_calibration(
@@ -211,7 +212,7 @@ def calibrate(
             quick=quick,
             seconds=seconds,
             workdir=Path(workdir),
-            command=command.strip(),
+            command=command,
             progress=log,
         )
     target.parent.mkdir(parents=True, exist_ok=True)
