@@ -39,6 +39,7 @@ from edgekit.manifest import (
 )
 from edgekit.metrics import metric_drop, parity, task_metric
 from edgekit.runtimes import Runtime, load_runtime
+from edgekit.runtimes.base import run_batched
 
 Progress = Callable[[str], None]
 EXAMPLE_DATA = "data.npz"
@@ -162,14 +163,8 @@ def check_outputs(artifact: Path, target: Format, *, force: bool) -> None:
 def predict_all(runtime: Runtime, data: Dataset, batch: int = 256) -> list[np.ndarray]:
     """Outputs of ``runtime`` on every sample, in batches where the model allows it."""
     mapping = match_inputs(list(data.inputs), runtime.inputs, Path(data.origin).name or "data")
-    step = batch if all(s.batch_is_dynamic for s in runtime.inputs) else 1
-    chunks: list[list[np.ndarray]] = [[] for _ in runtime.outputs]
-    for start in range(0, len(data), step):
-        feeds = {mapping[k]: v[start : start + step] for k, v in data.inputs.items() if k in mapping}
-        result = runtime.run(feeds)
-        for i, spec in enumerate(runtime.outputs):
-            chunks[i].append(result[spec.name])
-    return [np.concatenate(c) for c in chunks]
+    outputs = run_batched(runtime, {mapping[k]: v for k, v in data.inputs.items() if k in mapping}, batch)
+    return [outputs[spec.name] for spec in runtime.outputs]
 
 
 def random_dataset(runtime: Runtime, count: int = RANDOM_PARITY_SAMPLES) -> Dataset:

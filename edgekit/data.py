@@ -5,7 +5,8 @@ Accepted:
   ``test_labels`` (or ``test_boxes``) for evaluation;
 - any ``.npz`` whose keys are the model's input names (or a single ``x``), labels in ``y``;
 - a ``.npy`` array for a single-input model;
-- a folder of images, preprocessed as the example's ``example.json`` (or the flags) say.
+- a folder of images, preprocessed as the example's ``example.json`` (or the flags) say,
+  unlabelled, or labelled by sub-folder (one per class, named as the model's labels).
 
 Everything is loaded with ``allow_pickle=False``: a data file never runs code.
 """
@@ -114,13 +115,35 @@ def preprocess_image(image_bgr: np.ndarray, preprocessing: dict[str, Any]) -> np
     return scaled.astype(preprocessing.get("dtype", "float32"))
 
 
-def _load_image_folder(folder: Path, preprocessing: dict[str, Any] | None) -> np.ndarray:
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _load_image_folder(
+    folder: Path, preprocessing: dict[str, Any] | None, class_names: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images directly in ``folder`` (no labels), or in one sub-folder per class (labelled by the
+    sub-folder's position in ``class_names``, the model's labels, else in sorted order)."""
     import cv2
 
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = _image_files(folder)
+    labels: list[int] | None = None
+    if not files:
+        classes = sorted(p for p in folder.iterdir() if p.is_dir() and _image_files(p))
+        names = [c.name for c in classes]
+        if class_names and all(n in class_names for n in names):
+            index = {n: class_names.index(n) for n in names}
+        else:
+            index = {n: i for i, n in enumerate(names)}
+        labels = []
+        for directory in classes:
+            found = _image_files(directory)
+            files += found
+            labels += [index[directory.name]] * len(found)
     if not files:
         raise DataError(
-            f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})", hint="point --calib/--eval at a folder of images"
+            f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}), nor sub-folders of them (one per class)",
+            hint="point --calib/--eval/--data at a folder of images",
         )
     if not preprocessing or preprocessing.get("kind") != "image" or "size" not in preprocessing:
         raise DataError(
@@ -133,7 +156,7 @@ def _load_image_folder(folder: Path, preprocessing: dict[str, Any] | None) -> np
         if image is None:
             raise DataError(f"{file} could not be read as an image")
         images.append(preprocess_image(image, preprocessing))
-    return np.stack(images)
+    return np.stack(images), None if labels is None else np.asarray(labels, dtype=np.int64)
 
 
 def match_inputs(data_names: list[str], specs: list[TensorSpec], origin: str) -> dict[str, str]:
@@ -154,7 +177,12 @@ def match_inputs(data_names: list[str], specs: list[TensorSpec], origin: str) ->
 
 
 def load_dataset(
-    path: Path, split: Split, specs: list[TensorSpec], *, preprocessing: dict[str, Any] | None = None
+    path: Path,
+    split: Split,
+    specs: list[TensorSpec],
+    *,
+    preprocessing: dict[str, Any] | None = None,
+    class_names: list[str] | None = None,
 ) -> Dataset:
     """Load ``path`` for ``split``, keyed by model input name, and check it against ``specs``."""
     path = Path(path)
@@ -162,7 +190,8 @@ def load_dataset(
         raise InputNotFoundError(f"data {path} does not exist")
     labels = boxes = None
     if path.is_dir():
-        arrays = {specs[0].name: _load_image_folder(path, preprocessing)}
+        images, labels = _load_image_folder(path, preprocessing, class_names)
+        arrays = {specs[0].name: images}
     elif path.suffix == ".npy":
         arrays = {specs[0].name: _load_npy(path)}
     elif path.suffix == ".npz":

@@ -18,6 +18,7 @@ line (no traceback unless ``--debug``) and exits with that code. Scripts can bra
     ├── DeviceError                  14   a device profile is invalid or unknown to the predictor
     ├── BrokerError                  15   the MQTT broker cannot be reached or refused us
     ├── SourceError                  16   the camera / video source cannot be opened
+    ├── ServerError                  17   a model server is down or answered with an error
     └── Interrupted                 130   stopped by SIGINT / SIGTERM; nothing half-written kept
 
 Third-party exceptions are mapped to these with ``raise ... from exc`` at the boundary where
@@ -115,6 +116,10 @@ class BrokerError(EdgekitError):
 
 class SourceError(EdgekitError):
     exit_code = 16
+
+
+class ServerError(EdgekitError):
+    exit_code = 17
 
 
 class Interrupted(EdgekitError):

@@ -82,6 +82,12 @@ def atomic_directory(target: Path, *, force: bool = False) -> Iterator[Path]:
         raise
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 @contextlib.contextmanager
 def atomic_file(target: Path, *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary path that is renamed to ``target`` when the block completes."""
@@ -98,6 +104,10 @@ def atomic_file(target: Path, *, force: bool = False) -> Iterator[Path]:
     staging = Path(name)
     try:
         yield staging
+        if staging.exists():
+            # mkstemp makes the file private (0600); the finished output gets the permissions any
+            # new file of the user's would (0644 under the usual umask).
+            os.chmod(staging, 0o666 & ~_umask())
         os.replace(staging, target)
     except BaseException:
         staging.unlink(missing_ok=True)

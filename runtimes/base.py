@@ -84,6 +84,20 @@ class Runtime(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+def run_batched(runtime: Runtime, feeds: dict[str, np.ndarray], batch: int = 256) -> dict[str, np.ndarray]:
+    """Outputs of ``runtime`` on every sample of ``feeds`` (model input name → (N, ...) array),
+    in batches of ``batch`` where every input's batch dimension is dynamic, else one by one
+    (a converted TFLite or OpenVINO model is usually fixed at batch 1)."""
+    count = len(next(iter(feeds.values())))
+    step = batch if all(spec.batch_is_dynamic for spec in runtime.inputs) else 1
+    chunks: dict[str, list[np.ndarray]] = {spec.name: [] for spec in runtime.outputs}
+    for start in range(0, count, step):
+        result = runtime.run({name: value[start : start + step] for name, value in feeds.items()})
+        for name, value in result.items():
+            chunks[name].append(value)
+    return {name: np.concatenate(values) for name, values in chunks.items()}
+
+
 class RuntimeBase:
     """Shared checks and context-manager plumbing; subclasses implement ``_invoke``."""
 

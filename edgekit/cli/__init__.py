@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgekit import __version__
-from edgekit.cli import analyze, bench, convert, daemon, demo, examples, profiles
+from edgekit.cli import analyze, bench, compare, convert, daemon, demo, examples, profiles, serve
 from edgekit.cli.output import stderr
 from edgekit.errors import EdgekitError, Interrupted
 
@@ -76,6 +76,8 @@ app.add_typer(profiles.app, name="profiles")
 app.command("run")(daemon.run)
 app.command("watch")(daemon.watch)
 app.command("broker")(daemon.broker)
+app.command("serve")(serve.serve)
+app.command("compare")(compare.compare)
 app.command("demo")(demo.demo)
 
 

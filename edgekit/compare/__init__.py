@@ -1,0 +1,1 @@
+"""``edgekit compare``: server versus edge on the same data."""
