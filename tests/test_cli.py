@@ -141,3 +141,6 @@ def test_demo_tells_the_story_end_to_end(tmp_path: Path) -> None:
     assert {"model.keras", "data.npz", "model_int8.tflite", "model_int8.tflite.manifest.json"} <= files
     assert {"model_fp16.xml", "model_fp16.bin"} <= files
     assert "4. Daemon: shapes detector int8" in result.stdout and "0 left unsent" in result.stdout
+    assert "5. Server or edge: Keras over HTTP" in result.stdout
+    report = tmp_path / "demo" / "compare.html"
+    assert f"report: {report}" in result.stdout and "Break-even" in report.read_text()

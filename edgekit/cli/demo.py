@@ -111,6 +111,29 @@ def _predictions(artifact: Path) -> list[dict[str, Any]]:
     return [predict(graph, load_profile(name), engine="tflite").to_dict() for name in PREDICTED_DEVICES]
 
 
+DEMO_RTT_MS = 40.0  # a phone on 4G to a cloud region: what the report's link line assumes
+DEMO_UPLINK_MBPS = 5.0
+
+
+def _compare_step(model_dir: Path, edge: Path, report: Path) -> dict[str, Any]:
+    """The Keras model served over HTTP (TF Serving's API) against the int8 edge model."""
+    from edgekit.compare.link import Link
+    from edgekit.compare.run import CompareRequest, compare
+
+    return compare(
+        CompareRequest(
+            server=str(model_dir / "model.keras"),
+            edge=[edge],
+            data=model_dir / "data.npz",
+            device="rpi4",
+            link=Link(rtt_ms=DEMO_RTT_MS, uplink_mbps=DEMO_UPLINK_MBPS),
+            report=report,
+            force=True,
+        ),
+        progress=lambda line: log(f"          {line}"),
+    )
+
+
 def demo(
     out: Path = typer.Option(
         None, "--out", "-o", help="Folder for the demo's files (default: a new temporary folder, kept)."
@@ -123,20 +146,24 @@ def demo(
     workdir = Path(out) if out else Path(tempfile.mkdtemp(prefix="edgekit-demo-"))
     model_dir = workdir / "digits"
     log("edgekit demo — from a server-trained model to a checked edge artifact")
-    log(f"step 1/4  server: train {spec.name} ({spec.lesson}) on scikit-learn's bundled digits")
+    log(f"step 1/5  server: train {spec.name} ({spec.lesson}) on scikit-learn's bundled digits")
     trained = train_example(DEMO_EXAMPLE, model_dir, force=force, progress=lambda line: log(f"          {line}"))
-    log(f"step 2/4  convert for the edge: TFLite int8, calibrated on the training split, gate {DEMO_MAX_DROP} pt")
+    log(f"step 2/5  convert for the edge: TFLite int8, calibrated on the training split, gate {DEMO_MAX_DROP} pt")
     edge = _convert_step(model_dir, "tflite", "int8")
     edge["predicted"] = _predictions(Path(edge["artifact"]))
-    log("step 3/4  convert for an x86 box: OpenVINO IR fp16")
+    log("step 3/5  convert for an x86 box: OpenVINO IR fp16")
     x86 = _convert_step(model_dir, "openvino", "fp16")
-    log("step 4/4  on the device: the shapes detector, int8, reading a camera recording and publishing over MQTT")
+    log("step 4/5  on the device: the shapes detector, int8, reading a camera recording and publishing over MQTT")
     camera = _daemon_step(workdir, force)
+    log(f"step 5/5  server or edge? the Keras model served over HTTP against the int8 edge model, rpi4, "
+        f"{DEMO_RTT_MS:g} ms RTT, {DEMO_UPLINK_MBPS:g} Mbit/s uplink")  # fmt: skip
+    versus = _compare_step(model_dir, Path(edge["artifact"]), workdir / "compare.html")
     steps = [
         {"step": "train", **trained},
         {"step": "convert", **edge},
         {"step": "convert", **x86},
         {"step": "daemon", **camera},
+        {"step": "compare", **versus},
     ]
     if as_json:
         emit_json({"workdir": str(workdir), "steps": steps})
@@ -176,10 +203,19 @@ def demo(
         f"p50 {daemon['latency_p50_ms']:.1f} ms, {daemon['buffered']} left unsent; per result: "
         + ", ".join(f"{k} {v:.2f} ms" for k, v in stages.items())
     )
+    served, (int8,) = versus["server"]["latency"], versus["edge"]
+    quality = int8["quality"]
+    stdout.print(
+        f"5. Server or edge: Keras over HTTP answers in {served['measured']['p50_ms']:.2f} ms here, "
+        f"{served['with_link']['p50_ms']:.1f} ms over {served['link']['described']}; the int8 model "
+        f"{int8['latency']['compared_ms']:.2f} ms {int8['latency']['compared_basis']}, agreeing on "
+        f"{quality['top1_agreement']:.1%} (drop {quality['metric']['drop']:.2f} pt): {int8['verdict']}.\n"
+        f"   report: {versus['report']}"
+    )
     stdout.print(
         "Every artifact has a manifest beside it (*.manifest.json): input layout and scaling, quantization "
         "parameters, labels, hashes, tool versions and the figures above — what a device needs to run it.\n"
         "Next: `edgekit examples list`, `edgekit convert DIR/model.keras --to onnx --quant auto --max-drop 1`, "
-        "`edgekit bench DIR/model_int8.tflite --threads 1,2`, `edgekit run --model M --source 0 --broker mqtt://HOST` "
-        "and `edgekit watch --broker mqtt://HOST`."
+        "`edgekit bench DIR/model_int8.tflite --threads 1,2`, `edgekit serve DIR/model.keras`, "
+        "`edgekit run --model M --source 0 --broker mqtt://HOST` and `edgekit watch --broker mqtt://HOST`."
     )
