@@ -147,17 +147,24 @@ def test_multi_input_model_takes_named_instances(trained) -> None:
 
 
 def test_many_concurrent_clients_all_get_correct_answers(server, samples) -> None:
+    """Requests are batched into one model call while others wait; a wrong request among them
+    is refused alone and every other client still gets its own answer."""
+    _, served = server
     images, _ = samples
-    expected = np.argmax(
-        httpx.post(_url(server, ":predict"), json={"instances": images.tolist()}).json()["predictions"], 1
-    )
+    batch = httpx.post(_url(server, ":predict"), json={"instances": images.tolist()})
+    expected = np.argmax(batch.json()["predictions"], 1)
     failures: list[str] = []
-    answered = [0]
+    answered, refused = [0], [0]
+    calls_before, requests_before = served.counters.model_calls, served.counters.requests
     deadline = time.monotonic() + 3
 
     def client(index: int) -> None:
         with httpx.Client(timeout=30) as http:
             while time.monotonic() < deadline:
+                if index == 0:  # the one client that keeps sending a wrong shape
+                    reply = http.post(_url(server, ":predict"), json={"instances": [[1.0, 2.0]]})
+                    refused[0] += reply.status_code == 400
+                    continue
                 sample = index % len(images)
                 reply = http.post(_url(server, ":predict"), json={"instances": images[sample : sample + 1].tolist()})
                 if reply.status_code != 200 or np.argmax(reply.json()["predictions"][0]) != expected[sample]:
@@ -170,7 +177,9 @@ def test_many_concurrent_clients_all_get_correct_answers(server, samples) -> Non
     for t in threads:
         t.join()
     assert not failures
-    assert answered[0] >= 20
+    assert answered[0] >= 20 and refused[0] >= 1
+    calls = served.counters.model_calls - calls_before
+    assert calls < served.counters.requests - requests_before  # batched, not one call per request
 
 
 def _free_port() -> int:

@@ -43,6 +43,9 @@ def _table(document: dict[str, Any]) -> Table:
 
 
 def compare(
+    more_edge: list[Path] = typer.Argument(
+        None, metavar="[ARTIFACT]...", help="More edge artifacts: `--edge a.tflite b.onnx` reads as two."
+    ),
     server: str = typer.Option(..., "--server", help="Server side: a TF Serving model URL or a local Keras model."),
     edge: list[Path] = typer.Option(..., "--edge", help="Edge artifact(s): .tflite, .onnx, OpenVINO .xml (repeat)."),
     data: Path = typer.Option(..., "--data", help="Labelled data: an example's data.npz, an .npz, or image folder."),
@@ -68,7 +71,7 @@ def compare(
         require_extra("matplotlib", "serve")
     request = CompareRequest(
         server=server,
-        edge=list(edge),
+        edge=[*edge, *(more_edge or [])],
         data=data,
         device=device,
         link=Link(rtt_ms=rtt, uplink_mbps=uplink, downlink_mbps=downlink),

@@ -160,7 +160,7 @@ def _sizes(document: dict[str, Any]) -> str:
         if device:
             verdict = "fits" if device["fits"] else "<span class=bad>does not fit</span>"
             fits = f"{verdict} ({device['need']:.0f} of {device['available']:.0f} MB)"
-        memory = f"{edge['memory']['here_load_rss_mb']:.0f} MB to load"
+        memory = f"{edge['memory']['here_load_rss_mb']:.1f} MB to load"
         rows.append([_name(edge), human_bytes(edge["size_bytes"]), memory, fits])
     header = ["model", "file size", "memory here (runtime included)", f"on {escape(document['device'] or 'a device')}"]
     return _table(header, rows)

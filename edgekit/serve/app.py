@@ -6,17 +6,17 @@
 
 Answers are TF Serving's, errors included: ``{"error": "..."}`` with 400 for a request the model
 cannot take (malformed JSON, wrong shape), 404 for an unknown model or version, 413 for a body
-over the size limit. Bodies are parsed and answers encoded on worker threads, so a large request
-never stalls the event loop that the other clients share.
+over the size limit. Bodies are parsed, run and answered on the model's own worker thread
+(edgekit.serve.model), so a large request never stalls the event loop the other clients share.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from edgekit import __version__
@@ -71,15 +71,15 @@ def create_app(models: dict[str, ServedModel], *, max_request_bytes: int = DEFAU
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail))
 
-    async def predict(model: ServedModel, request: Request) -> JSONResponse:
+    async def predict(model: ServedModel, request: Request) -> Response:
         body = await _read_body(request, max_request_bytes)
-        model.counters.requests += 1
         try:
-            answer = await run_in_threadpool(model.predict, body)
+            answer = await asyncio.wrap_future(model.submit(body))
         except DataError as exc:
-            model.counters.failed += 1
             raise _Failure(400, exc.one_line()) from None
-        return JSONResponse(answer)
+        except Exception as exc:  # noqa: BLE001 - a model that fails is a 500 with its reason, not a dropped socket
+            raise _Failure(500, f"the model failed: {type(exc).__name__}: {exc}") from None
+        return Response(answer, media_type="application/json")
 
     def split_verb(target: str) -> tuple[str, str]:
         name, _, verb = target.partition(":")
@@ -108,12 +108,12 @@ def create_app(models: dict[str, ServedModel], *, max_request_bytes: int = DEFAU
     # TF Serving puts the verb after a colon in the last path segment ("digits:predict"), which a
     # path template cannot split, so the segment is taken whole and split here.
     @app.post("/v1/models/{target}")
-    async def predict_latest(target: str, request: Request) -> JSONResponse:
+    async def predict_latest(target: str, request: Request) -> Response:
         name, _ = split_verb(target)
         return await predict(find(name, None), request)
 
     @app.post("/v1/models/{name}/versions/{target}")
-    async def predict_version(name: str, target: str, request: Request) -> JSONResponse:
+    async def predict_version(name: str, target: str, request: Request) -> Response:
         version, _ = split_verb(target)
         return await predict(find(name, version), request)
 
