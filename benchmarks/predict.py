@@ -41,7 +41,7 @@ def pct(value: float) -> str:
     return f"{100 * value:+.1f} %"
 
 
-def host_part(work: Path, seconds: float, rounds: int, threads: int) -> list[str]:
+def host_part(work: Path, seconds: float, rounds: int, threads: int, dump: Path | None = None) -> list[str]:
     from edgekit.calibrate import build_calibration_model, calibrate, export, time_model
     from edgekit.features import Features
     from edgekit.graph import analyze
@@ -62,11 +62,15 @@ def host_part(work: Path, seconds: float, rounds: int, threads: int) -> list[str
     assert profile.calibration is not None
     # FLOPs baseline 2: one throughput per engine and precision, fitted on the calibration points.
     flops_scale: dict[tuple[str, str], float] = {}
+    dumped: list[dict[str, Any]] = []
     for fit in profile.calibration.fits:
         ratios = []
         for model, measured in fit.points.items():
             artifact = work / f"{model}_{fit.precision}{'.tflite' if fit.engine == 'tflite' else '.onnx'}"
-            ratios.append(measured / analyze(artifact).flops)
+            graph = analyze(artifact, fit.engine)
+            ratios.append(measured / graph.flops)
+            dumped.append({"set": "calibration", "model": model, "engine": fit.engine, "precision": fit.precision,
+                           "measured": measured, "features": Features.from_graph(graph).to_dict()})  # fmt: skip
         flops_scale[(fit.engine, fit.precision)] = statistics.median(ratios)
 
     artifacts: list[tuple[str, str, str, Path]] = []
@@ -95,11 +99,14 @@ def host_part(work: Path, seconds: float, rounds: int, threads: int) -> list[str
     for name, engine, precision, path in artifacts:
         if not timings[path]:
             continue
-        graph = analyze(path)
+        graph = analyze(path, engine)
         measured = statistics.median(timings[path])
         prediction = predict(graph, profile, engine=engine, threads=threads)
         peak = graph.flops / peak_flops(profile, "cpu", Features.from_graph(graph).precision, threads) * 1000
         fitted = graph.flops * flops_scale[(engine, precision)]
+        features = Features.from_graph(graph).to_dict()
+        dumped.append({"set": "test", "model": name, "engine": engine, "precision": precision, "measured": measured,
+                       "predicted": prediction.latency_ms, "features": features})  # fmt: skip
         rows.append(
             {
                 "model": name,
@@ -114,6 +121,10 @@ def host_part(work: Path, seconds: float, rounds: int, threads: int) -> list[str
                 "flops_error": fitted / measured - 1,
             }
         )
+    if dump is not None:  # every point's features and timing, to study the cost model without re-timing
+        import json
+
+        dump.write_text(json.dumps({"profile": profile.model_dump(mode="json"), "points": dumped}, indent=1))
     table = [
         f"Host: {profile.cpu.model}, {threads} thread(s). Calibrated on "
         f"{len(next(iter(profile.calibration.fits)).points)} models per engine × precision "
@@ -212,11 +223,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-host", action="store_true", help="only the published-reference part")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--dump", type=Path, help="also write every point's features and timing to this JSON file")
+    parser.add_argument("--work", type=Path, help="keep built models here (a second run re-times, skips building)")
     args = parser.parse_args()
     body: list[Any] = []
     if not args.skip_host:
-        with tempfile.TemporaryDirectory(prefix="edgekit-predict-") as work:
-            body += host_part(Path(work), args.seconds, args.rounds, args.threads)
+        if args.work is not None:
+            args.work.mkdir(parents=True, exist_ok=True)
+            body += host_part(args.work, args.seconds, args.rounds, args.threads, args.dump)
+        else:
+            with tempfile.TemporaryDirectory(prefix="edgekit-predict-") as work:
+                body += host_part(Path(work), args.seconds, args.rounds, args.threads, args.dump)
         body.append("")
     body += references_part()
     command = "python benchmarks/predict.py" + (" --skip-host" if args.skip_host else "")

@@ -303,7 +303,7 @@ def calibrate(
         for engine in engines:
             for precision in precisions:
                 artifact = export(model, model_name, engine, precision, workdir)
-                features = Features.from_graph(analyze(artifact))
+                features = Features.from_graph(analyze(artifact, engine))
                 for count in threads:
                     measured = time_model(artifact, engine, count, seconds)
                     progress(f"{model_name} · {engine} · {precision} · {count} thr: {measured:.2f} ms")

@@ -17,13 +17,15 @@ from edgekit.graph import GraphCost, OpClass
 # The order of the cost model's coefficients; see edgekit/predict.py. Convolutions cost per MAC
 # and per output element (narrow layers do few MACs per output written); element-wise work is
 # split by kernel kind (one instruction, a transcendental, a broadcast), pooling and data
-# movement; then bytes moved and operators dispatched.
+# movement; then bytes moved and operators dispatched. A quantized graph's compute that its runtime
+# does in float has a term of its own, priced at the float rate.
 TERMS = (
     "conv_macs",
     "conv_outputs",
     "depthwise_macs",
     "depthwise_outputs",
     "matmul_macs",
+    "float_macs",
     "element_ops",
     "activation_ops",
     "broadcast_ops",
@@ -44,6 +46,7 @@ class Features:
     depthwise_macs: float
     depthwise_outputs: float
     matmul_macs: float
+    float_macs: float  # MACs a quantized graph's runtime does in float (unfused QDQ convolutions)
     element_ops: float
     activation_ops: float
     broadcast_ops: float
@@ -72,7 +75,7 @@ class Features:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Features:
         # Tables written before a term existed lack it: it counted as zero there.
-        return cls(**{"fallback_ops": 0.0, "partitions": 0.0, **data})
+        return cls(**{"fallback_ops": 0.0, "partitions": 0.0, "float_macs": 0.0, **data})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,7 +96,7 @@ def features_of_ops(
     """Features of a list of operators: a whole graph, or what falls back from a delegate."""
 
     def total(family: str, what: str = "macs") -> float:
-        chosen = [op for op in ops if op.known and op.family == family]
+        chosen = [op for op in ops if op.known and op.family == family and not (what == "macs" and op.float_path)]
         return float(sum(op.macs if what == "macs" else op.out_elements for op in chosen))
 
     return Features(
@@ -103,6 +106,7 @@ def features_of_ops(
         depthwise_macs=total(OpClass.DEPTHWISE.value),
         depthwise_outputs=total(OpClass.DEPTHWISE.value, "outputs"),
         matmul_macs=total(OpClass.MATMUL.value),
+        float_macs=float(sum(op.macs for op in ops if op.known and op.float_path)),
         element_ops=total("elementwise") + total(OpClass.QUANT.value),
         activation_ops=total("activation"),
         broadcast_ops=total("broadcast"),

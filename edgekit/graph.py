@@ -49,13 +49,13 @@ def _register(op_class: OpClass, kinds: str) -> None:
 
 # Kinds are upper-cased: TFLite builtins (CONV_2D), ONNX (Conv → CONV), OpenVINO (Convolution).
 _register(OpClass.CONV, "CONV_2D CONV_3D TRANSPOSE_CONV CONV CONVTRANSPOSE CONVINTEGER QLINEARCONV CONVOLUTION")
-_register(OpClass.CONV, "GROUPCONVOLUTION CONVOLUTIONBACKPROPDATA GROUPCONVOLUTIONBACKPROPDATA")
+_register(OpClass.CONV, "GROUPCONVOLUTION CONVOLUTIONBACKPROPDATA GROUPCONVOLUTIONBACKPROPDATA FUSEDCONV")
 _register(OpClass.DEPTHWISE, "DEPTHWISE_CONV_2D")
 _register(
     OpClass.MATMUL,
     "FULLY_CONNECTED BATCH_MATMUL MATMUL GEMM MATMULINTEGER QLINEARMATMUL UNIDIRECTIONAL_SEQUENCE_LSTM "
     "BIDIRECTIONAL_SEQUENCE_LSTM LSTM GRU RNN UNIDIRECTIONAL_SEQUENCE_RNN LSTMSEQUENCE GRUSEQUENCE "
-    "RNNSEQUENCE EINSUM_MATMUL",
+    "RNNSEQUENCE EINSUM_MATMUL QGEMM FUSEDGEMM FUSEDMATMUL MATMULINTEGERTOFLOAT",
 )
 _register(
     OpClass.ELEMENTWISE,
@@ -66,13 +66,13 @@ _register(
     "CLIP SIGMOID HARDSIGMOID HARDSWISH ERF BATCHNORMALIZATION INSTANCENORMALIZATION LAYERNORMALIZATION "
     "LEAKYRELU SOFTPLUS WHERE RECIPROCAL "
     "MULTIPLY SUBTRACT DIVIDE CLAMP SWISH HSWISH HSIGMOID MISH POWER SQUAREDDIFFERENCE CONVERT NORMALIZEL2 "
-    "MVN EXP_OP",
+    "MVN EXP_OP QLINEARADD QLINEARMUL QLINEARSIGMOID QLINEARSOFTMAX QLINEARLEAKYRELU",
 )
 _register(
     OpClass.POOL,
     "AVERAGE_POOL_2D MAX_POOL_2D MEAN SUM REDUCE_MAX REDUCE_MIN REDUCE_PROD L2_POOL_2D ARG_MAX ARG_MIN "
     "GLOBALAVERAGEPOOL GLOBALMAXPOOL AVERAGEPOOL MAXPOOL REDUCEMEAN REDUCESUM REDUCEMAX REDUCEMIN ARGMAX "
-    "AVGPOOL REDUCEL2 TOPK TOPKV2 TOPK_V2",
+    "AVGPOOL REDUCEL2 TOPK TOPKV2 TOPK_V2 QLINEARGLOBALAVERAGEPOOL QLINEARAVERAGEPOOL",
 )
 _register(
     OpClass.MEMORY,
@@ -81,7 +81,7 @@ _register(
     "EMBEDDING_LOOKUP RESIZE_BILINEAR RESIZE_NEAREST_NEIGHBOR FILL ZEROS_LIKE REVERSE_V2 "
     "FLATTEN CONCAT UNSQUEEZE IDENTITY EXPAND RESIZE GATHERELEMENTS SCATTERND DEPTHTOSPACE SPACETODEPTH "
     "CONSTANTOFSHAPE RANGE DROPOUT "
-    "SHAPEOF INTERPOLATE VARIADICSPLIT STRIDEDSLICE BROADCAST",
+    "SHAPEOF INTERPOLATE VARIADICSPLIT STRIDEDSLICE BROADCAST QLINEARCONCAT",
 )
 _register(OpClass.QUANT, "QUANTIZE DEQUANTIZE QUANTIZELINEAR DEQUANTIZELINEAR DYNAMICQUANTIZELINEAR FAKEQUANTIZE")
 
@@ -129,6 +129,9 @@ class OpCost:
     out_shape: tuple[int, ...]
     known: bool = True
     delegated: bool = True  # False: the CPU delegate leaves it to the runtime's own kernels
+    # True: a compute operator of a quantized graph that the runtime runs in float (ONNX Runtime
+    # leaves some QDQ convolutions unfused: dequantize, float conv, quantize).
+    float_path: bool = False
     # Element-wise work splits by what a kernel does per element: cheap arithmetic, a
     # transcendental activation, or a broadcast against a differently shaped operand.
     family: str = ""
@@ -242,7 +245,7 @@ class GraphCost:
 
 
 def op_class_of(op: Op) -> OpClass:
-    kind = op.kind.upper()
+    kind = op.kind.upper().rsplit(".", 1)[-1]  # com.microsoft.FusedConv prices as a FusedConv
     op_class = _CLASS_OF_KIND.get(kind, OpClass.UNKNOWN)
     if op_class is OpClass.CONV and _is_depthwise(op):
         return OpClass.DEPTHWISE
@@ -347,6 +350,7 @@ def price(op: Op) -> OpCost:
         out_shape=op.outputs[0].shape if op.outputs else (),
         known=known,
         delegated=not op.attrs.get("undelegated", False),
+        float_path=bool(op.attrs.get("float_path", False)) and op_class in COMPUTE_CLASSES,
         family=_family(op, op_class),
     )
 
@@ -357,7 +361,7 @@ _ACTIVATIONS = {
     for kind in (
         "LOGISTIC TANH EXP LOG SQRT RSQRT POW DIV HARD_SWISH ELU GELU SOFTMAX LOG_SOFTMAX SIGMOID HARDSIGMOID "
         "HARDSWISH HSWISH HSIGMOID SWISH MISH ERF SOFTPLUS DIVIDE POWER RECIPROCAL LOCAL_RESPONSE_NORMALIZATION "
-        "L2_NORMALIZATION NORMALIZEL2 MVN LAYERNORMALIZATION INSTANCENORMALIZATION"
+        "L2_NORMALIZATION NORMALIZEL2 MVN LAYERNORMALIZATION INSTANCENORMALIZATION QLINEARSIGMOID QLINEARSOFTMAX"
     ).split()
 }
 
@@ -365,7 +369,7 @@ _ACTIVATIONS = {
 def _family(op: Op, op_class: OpClass) -> str:
     if op_class is not OpClass.ELEMENTWISE:
         return op_class.value
-    if op.kind.upper() in _ACTIVATIONS:
+    if op.kind.upper().rsplit(".", 1)[-1] in _ACTIVATIONS:
         return "activation"
     data = [t for t in op.inputs if t.elements > 1]
     if len(data) > 1 and len({t.elements for t in data}) > 1:
@@ -457,8 +461,9 @@ def cost_of(ops: list[Op], graph_inputs: list[Tensor], path: Path, fmt: str) -> 
 # readers
 
 
-def analyze(path: Path) -> GraphCost:
-    """Analyze a .tflite, .onnx or OpenVINO .xml model."""
+def analyze(path: Path, engine: str | None = None) -> GraphCost:
+    """Analyze a .tflite, .onnx or OpenVINO .xml model; ``engine`` names the runtime that will
+    run it where that changes what runs (ONNX Runtime's fusion of a quantized graph)."""
     from edgekit.errors import ConfigError, InputNotFoundError
 
     path = Path(path)
@@ -471,8 +476,47 @@ def analyze(path: Path) -> GraphCost:
             f"cannot analyze '{path.name}': edgekit analyzes .tflite, .onnx and OpenVINO .xml",
             hint="convert the model first with: edgekit convert",
         )
-    ops, inputs, fmt = readers[suffix](path)
+    if suffix == ".onnx" and engine == "onnxruntime":
+        ops, inputs, fmt = _read_onnx(path, float_nodes=onnxruntime_float_nodes(path))
+    else:
+        ops, inputs, fmt = readers[suffix](path)
     return cost_of(ops, inputs, path, fmt)
+
+
+_FLOAT_COMPUTE = {"Conv", "ConvTranspose", "MatMul", "Gemm", "FusedConv", "FusedMatMul", "FusedGemm"}
+
+
+def onnxruntime_float_nodes(path: Path) -> frozenset[str]:
+    """Names of the compute nodes of a quantized (QDQ) ONNX model that ONNX Runtime's CPU provider
+    leaves in float: it fuses dequantize → conv → quantize into QLinearConv only where it has an
+    int8 kernel for the pattern, and runs the rest as float convolutions between (de)quantize
+    nodes (a quarter to a half of MobileNetV3's convolutions here). Read from the graph ORT
+    itself optimizes; empty for a float model or where onnxruntime is not installed."""
+    import importlib.util
+    import tempfile
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        return frozenset()
+    import onnx
+    import onnxruntime as ort
+
+    original = onnx.load(str(path), load_external_data=False)
+    if not any(node.op_type == "QuantizeLinear" for node in original.graph.node):
+        return frozenset()
+    with tempfile.TemporaryDirectory(prefix="edgekit-ort-") as folder:
+        options = ort.SessionOptions()
+        # The extended level is where QDQ fusion happens; the NCHWc layout pass (level "all")
+        # would rename every convolution without changing which ones run in int8.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(Path(folder) / "optimized.onnx")
+        options.intra_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            optimized = onnx.load(options.optimized_model_filepath, load_external_data=False)
+        except Exception:  # noqa: BLE001 - without ORT's view, the graph is priced as written
+            return frozenset()
+    return frozenset(node.name for node in optimized.graph.node if node.op_type in _FLOAT_COMPUTE)
 
 
 def _read_tflite(path: Path) -> tuple[list[Op], list[Tensor], str]:
@@ -538,7 +582,7 @@ _ONNX_DTYPE = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: 
                10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}  # fmt: skip
 
 
-def _read_onnx(path: Path) -> tuple[list[Op], list[Tensor], str]:
+def _read_onnx(path: Path, float_nodes: frozenset[str] = frozenset()) -> tuple[list[Op], list[Tensor], str]:
     import onnx
     from onnx import helper, shape_inference
 
@@ -581,6 +625,8 @@ def _read_onnx(path: Path) -> tuple[list[Op], list[Tensor], str]:
         attrs = {
             a.name: helper.get_attribute_value(a) for a in node.attribute if a.name in ("group", "transA", "transB")
         }
+        if node.name in float_nodes:
+            attrs["float_path"] = True
         ops.append(
             Op(
                 node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}",

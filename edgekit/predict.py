@@ -86,6 +86,7 @@ def prior_coefficients(profile: DeviceProfile, processor: str, precision: str, c
             "fp16": (gpu.fp16_tflops or gpu.fp32_tflops),
         }.get(precision, gpu.fp32_tflops)
         macs_per_s = tflops * 1e12 / 2
+        float_macs_per_s = gpu.fp32_tflops * 1e12 / 2
         element_per_s = macs_per_s
         e = GPU_EFFICIENCY
         bandwidth = (gpu.bandwidth_gbs or profile.bandwidth.gbs) * 1e9
@@ -93,6 +94,7 @@ def prior_coefficients(profile: DeviceProfile, processor: str, precision: str, c
     else:
         compute = profile.compute
         macs_per_s = macs_per_cycle(profile, precision) * clock_ghz * 1e9
+        float_macs_per_s = macs_per_cycle(profile, "fp32") * clock_ghz * 1e9
         element_per_s = compute.vector_bits / (8 if precision == "int8" else 32) * clock_ghz * 1e9
         e = CPU_EFFICIENCY
         bandwidth = profile.bandwidth.gbs * 1e9
@@ -103,6 +105,7 @@ def prior_coefficients(profile: DeviceProfile, processor: str, precision: str, c
         "depthwise_macs": 1 / (macs_per_s * e["depthwise"]),
         "depthwise_outputs": 1 / (element_per_s * e["output"]),
         "matmul_macs": 1 / (macs_per_s * e["matmul"]),
+        "float_macs": 1 / (float_macs_per_s * e["depthwise"]),
         "element_ops": 1 / (element_per_s * e["element"]),
         "activation_ops": 1 / (element_per_s * e["activation"]),
         "broadcast_ops": 1 / (element_per_s * e["element"]),
@@ -345,7 +348,8 @@ def _calibrated_seconds(profile: DeviceProfile, engine: str, precision: str, thr
     exact = [f for f in fits if f.threads == threads]
 
     def seconds(fit: Any) -> float:
-        return float(np.array([fit.coefficients[t] for t in TERMS]) @ x.vector())
+        # A profile calibrated before a term existed has no coefficient for it: it was zero there.
+        return float(np.array([fit.coefficients.get(t, 0.0) for t in TERMS]) @ x.vector())
 
     if exact:
         fit = exact[0]

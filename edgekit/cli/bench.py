@@ -200,15 +200,19 @@ def bench(
         console=stderr,
         transient=True,
     ) as bar:
-        graphs: dict[Path, Any] = {}
+        graphs: dict[tuple[Path, str], Any] = {}
         for model, name, count, device_target in plan:
             predicted = None
             device_name = device_target.profile.name if device_target else None
             if device_target is not None:
-                if model not in graphs:
-                    graphs[model] = analyze(model)
+                if (model, name) not in graphs:
+                    graphs[model, name] = analyze(model, name)
                 prediction = predict(
-                    graphs[model], device_target.profile, engine=name, threads=count, runtime=device_target.runtime
+                    graphs[model, name],
+                    device_target.profile,
+                    engine=name,
+                    threads=count,
+                    runtime=device_target.runtime,
                 )
                 predicted = prediction.to_dict()
                 count = prediction.threads if count is None else count

@@ -213,7 +213,7 @@ def _device_prediction(path: Path, runtime_name: str, request: CompareRequest) -
     profile, device_runtime = parse_device(request.device)
     try:
         prediction = predict(
-            analyze(path), profile, engine=runtime_name, threads=request.threads, runtime=device_runtime
+            analyze(path, runtime_name), profile, engine=runtime_name, threads=request.threads, runtime=device_runtime
         )
     except DeviceError as exc:
         return None, exc.one_line()
