@@ -128,7 +128,8 @@ def host_part(work: Path, seconds: float, rounds: int, threads: int, dump: Path 
     table = [
         f"Host: {profile.cpu.model}, {threads} thread(s). Calibrated on "
         f"{len(next(iter(profile.calibration.fits)).points)} models per engine × precision "
-        f"(mobilenet_v1, mobilenet_v2, mobilenet_v2 0.35, squeezenet 1.1, efficientnet_v2_b0 and eight synthetic "
+        f"(mobilenet_v1, mobilenet_v2, mobilenet_v2 0.35, squeezenet 1.1, efficientnet_v2_b0, xception "
+        f"and thirteen synthetic "
         f"graphs); predicted: six architectures outside that set.",
         "",
         "| model | runtime | precision | measured ms | predicted ms (band) | error | FLOPs ÷ peak "
