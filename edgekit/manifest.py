@@ -49,6 +49,12 @@ def size_of(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
+def artifact_size(path: Path) -> int:
+    """Bytes a model takes to ship: an OpenVINO .xml counts with the .bin of weights beside it."""
+    weights = path.with_suffix(".bin")
+    return size_of(path) + (size_of(weights) if path.suffix == ".xml" and weights.exists() else 0)
+
+
 def tool_versions() -> dict[str, str]:
     versions = {"edgekit": __version__}
     for name in _TOOLS:

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from edgekit.cli.output import emit_json, human_bytes, print_wide, stderr, stdout
 from edgekit.errors import ConfigError, DeviceError, InputNotFoundError, OutputExistsError, UnknownNameError
+from edgekit.manifest import artifact_size
 from edgekit.outputs import atomic_file
 
 CSV_COLUMNS = (
@@ -262,13 +263,8 @@ def _row(
         "model": str(model),
         "runtime": runtime,
         "threads": threads,
-        "size_bytes": _size(model),
+        "size_bytes": artifact_size(model),
         "measured": measured,
         "device": device,
         "predicted": predicted,
     }
-
-
-def _size(model: Path) -> int:
-    files = [model, model.with_suffix(".bin")] if model.suffix == ".xml" else [model]
-    return sum(f.stat().st_size for f in files if f.exists())

@@ -26,7 +26,7 @@ from edgekit.compare.quality import compare_outputs
 from edgekit.data import Dataset, Split, load_dataset, match_inputs
 from edgekit.errors import ConfigError, DataError, DeviceError, InputNotFoundError
 from edgekit.host import machine_name
-from edgekit.manifest import model_description, read_manifest, size_of
+from edgekit.manifest import artifact_size, model_description, read_manifest, size_of
 from edgekit.outputs import atomic_file, check_output_file
 
 Progress = Callable[[str], None]
@@ -204,16 +204,19 @@ def _server_latency(client: ModelServerClient, data: Dataset, request: CompareRe
     }
 
 
-def _device_prediction(path: Path, runtime_name: str, request: CompareRequest) -> tuple[dict[str, Any] | None, str]:
-    if request.device is None:
+def _device_prediction(
+    path: Path, runtime_name: str, device: tuple[Any, str | None] | None, threads: int | None
+) -> tuple[dict[str, Any] | None, str]:
+    """``device``: the profile and runtime ``parse_device`` read once from --device."""
+    if device is None:
         return None, "no --device given"
     from edgekit.graph import analyze
-    from edgekit.predict import parse_device, predict
+    from edgekit.predict import predict
 
-    profile, device_runtime = parse_device(request.device)
+    profile, device_runtime = device
     try:
         prediction = predict(
-            analyze(path, runtime_name), profile, engine=runtime_name, threads=request.threads, runtime=device_runtime
+            analyze(path, runtime_name), profile, engine=runtime_name, threads=threads, runtime=device_runtime
         )
     except DeviceError as exc:
         return None, exc.one_line()
@@ -221,14 +224,18 @@ def _device_prediction(path: Path, runtime_name: str, request: CompareRequest) -
 
 
 def _edge_report(
-    side: EdgeSide, server_out: list[np.ndarray], server: dict[str, Any], request: CompareRequest, desc: dict[str, Any]
+    side: EdgeSide,
+    server_out: list[np.ndarray],
+    server: dict[str, Any],
+    request: CompareRequest,
+    desc: dict[str, Any],
+    device: tuple[Any, str | None] | None,
 ) -> dict[str, Any]:
     from edgekit.bench import BenchSettings, measure
     from edgekit.runtimes import load_runtime
     from edgekit.runtimes.base import run_batched
 
-    feeds = {k: v for k, v in side.data.inputs.items()}
-    outputs = run_batched(side.runtime, feeds)
+    outputs = run_batched(side.runtime, side.data.inputs)  # load_dataset keyed it by input name
     edge_out = [outputs[spec.name] for spec in side.runtime.outputs]
     quality = compare_outputs(
         desc.get("task"), side.data, server_out, edge_out, labels=desc.get("labels"),
@@ -240,7 +247,7 @@ def _edge_report(
         BenchSettings(runs=request.runs, warmup=10),
         data=side.data,
     )
-    predicted, why_not = _device_prediction(side.path, runtime_name, request)
+    predicted, why_not = _device_prediction(side.path, runtime_name, device, request.threads)
     edge_ms = predicted["latency_ms"] if predicted else measured["p50_ms"]
     latency = server["latency"]
     break_even = BreakEven(latency["measured"]["p50_ms"], latency["link"]["transfer_ms"], edge_ms)
@@ -250,8 +257,7 @@ def _edge_report(
         "format": manifest.get("format", side.path.suffix.lstrip(".")),
         "precision": manifest.get("precision"),
         "runtime": runtime_name,
-        "size_bytes": size_of(side.path)
-        + (size_of(side.path.with_suffix(".bin")) if side.path.suffix == ".xml" else 0),
+        "size_bytes": artifact_size(side.path),
         "quality": quality,
         "latency": {
             "here": measured,
@@ -272,10 +278,11 @@ def _edge_report(
 def compare(request: CompareRequest, progress: Progress = lambda _line: None) -> dict[str, Any]:
     """Run the comparison; returns the compare JSON and writes the report when asked."""
     request.validate()
+    device = None
     if request.device is not None:
         from edgekit.predict import parse_device
 
-        parse_device(request.device)  # an unknown device fails before anything is run
+        device = parse_device(request.device)  # an unknown device fails before anything is run
     description = _describe(request)
     edges = _open_edges(request, description)
     try:
@@ -289,7 +296,7 @@ def compare(request: CompareRequest, progress: Progress = lambda _line: None) ->
         results = []
         for side in edges:
             progress(f"edge: {side.path.name} on {side.runtime.name}: outputs, {request.runs} timed runs")
-            results.append(_edge_report(side, server_out, server, request, description))
+            results.append(_edge_report(side, server_out, server, request, description, device))
     finally:
         for side in edges:
             side.runtime.close()

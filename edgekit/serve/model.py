@@ -134,12 +134,7 @@ class ServedModel:
         feeds = {spec.name: np.concatenate([r.feeds[spec.name] for r in requests]) for spec in self.runtime.inputs}
         try:
             outputs = run_batched(self.runtime, feeds, MAX_BATCH)
-        except DataError as exc:
-            for job in jobs:
-                self.counters.failed += 1
-                job.answer.set_exception(exc)
-            return
-        except Exception as exc:  # noqa: BLE001 - the server must answer, and keep serving
+        except Exception as exc:  # noqa: BLE001 - every waiting client gets the error; the server keeps serving
             for job in jobs:
                 self.counters.failed += 1
                 job.answer.set_exception(exc)
