@@ -42,7 +42,7 @@ def pct(value: float) -> str:
 
 
 def host_part(work: Path, seconds: float, rounds: int, threads: int, dump: Path | None = None) -> list[str]:
-    from edgekit.calibrate import build_calibration_model, calibrate, export, time_model
+    from edgekit.calibrate import SYNTHETIC, build_calibration_model, calibrate, export, time_model
     from edgekit.features import Features
     from edgekit.graph import analyze
     from edgekit.predict import peak_flops, predict
@@ -129,7 +129,7 @@ def host_part(work: Path, seconds: float, rounds: int, threads: int, dump: Path 
         f"Host: {profile.cpu.model}, {threads} thread(s). Calibrated on "
         f"{len(next(iter(profile.calibration.fits)).points)} models per engine × precision "
         f"(mobilenet_v1, mobilenet_v2, mobilenet_v2 0.35, squeezenet 1.1, efficientnet_v2_b0, xception "
-        f"and thirteen synthetic "
+        f"and {len(SYNTHETIC)} synthetic "
         f"graphs); predicted: six architectures outside that set.",
         "",
         "| model | runtime | precision | measured ms | predicted ms (band) | error | FLOPs ÷ peak "

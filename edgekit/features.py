@@ -18,14 +18,19 @@ from edgekit.graph import GraphCost, OpClass
 # and per output element (narrow layers do few MACs per output written); element-wise work is
 # split by kernel kind (one instruction, a transcendental, a broadcast), pooling and data
 # movement; then bytes moved and operators dispatched. A quantized graph's compute that its runtime
-# does in float has a term of its own, priced at the float rate.
+# does in float has a term of its own, priced at the float rate. Depthwise convolutions with more
+# than 25 taps (7×7 and up) have one too: XNNPACK has fast single-pass kernels up to 5×5 and runs
+# larger ones through a generic path, 12× (fp32) to 37× (int8) slower per MAC on the machine this
+# was found on, where ONNX Runtime prices them like any other depthwise MAC.
 TERMS = (
     "conv_macs",
     "conv_outputs",
     "depthwise_macs",
     "depthwise_outputs",
+    "large_depthwise_macs",
     "matmul_macs",
     "float_macs",
+    "float_depthwise_macs",
     "element_ops",
     "activation_ops",
     "broadcast_ops",
@@ -38,6 +43,9 @@ TERMS = (
 )
 
 
+LARGE_KERNEL_TAPS = 25  # 5×5: the largest depthwise kernel XNNPACK has a single-pass kernel for
+
+
 @dataclass(frozen=True)
 class Features:
     precision: str
@@ -45,8 +53,10 @@ class Features:
     conv_outputs: float
     depthwise_macs: float
     depthwise_outputs: float
+    large_depthwise_macs: float  # MACs of depthwise convolutions with more than LARGE_KERNEL_TAPS taps
     matmul_macs: float
     float_macs: float  # MACs a quantized graph's runtime does in float (unfused QDQ convolutions)
+    float_depthwise_macs: float  # of which depthwise: ONNX Runtime runs those as one GEMM per channel
     element_ops: float
     activation_ops: float
     broadcast_ops: float
@@ -75,7 +85,14 @@ class Features:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Features:
         # Tables written before a term existed lack it: it counted as zero there.
-        return cls(**{"fallback_ops": 0.0, "partitions": 0.0, "float_macs": 0.0, **data})
+        defaults = {
+            "fallback_ops": 0.0,
+            "partitions": 0.0,
+            "float_macs": 0.0,
+            "large_depthwise_macs": 0.0,
+            "float_depthwise_macs": 0.0,
+        }
+        return cls(**{**defaults, **data})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,8 +112,15 @@ def features_of_ops(
 ) -> Features:
     """Features of a list of operators: a whole graph, or what falls back from a delegate."""
 
+    def large(op: Any) -> bool:
+        return op.family == OpClass.DEPTHWISE.value and op.macs > LARGE_KERNEL_TAPS * op.out_elements
+
     def total(family: str, what: str = "macs") -> float:
-        chosen = [op for op in ops if op.known and op.family == family and not (what == "macs" and op.float_path)]
+        chosen = [
+            op
+            for op in ops
+            if op.known and op.family == family and not (what == "macs" and (op.float_path or large(op)))
+        ]
         return float(sum(op.macs if what == "macs" else op.out_elements for op in chosen))
 
     return Features(
@@ -105,8 +129,12 @@ def features_of_ops(
         conv_outputs=total(OpClass.CONV.value, "outputs"),
         depthwise_macs=total(OpClass.DEPTHWISE.value),
         depthwise_outputs=total(OpClass.DEPTHWISE.value, "outputs"),
+        large_depthwise_macs=float(sum(op.macs for op in ops if op.known and not op.float_path and large(op))),
         matmul_macs=total(OpClass.MATMUL.value),
-        float_macs=float(sum(op.macs for op in ops if op.known and op.float_path)),
+        float_macs=float(sum(op.macs for op in ops if op.known and op.float_path and op.family != "depthwise")),
+        float_depthwise_macs=float(
+            sum(op.macs for op in ops if op.known and op.float_path and op.family == "depthwise")
+        ),
         element_ops=total("elementwise") + total(OpClass.QUANT.value),
         activation_ops=total("activation"),
         broadcast_ops=total("broadcast"),

@@ -66,13 +66,13 @@ _register(
     "CLIP SIGMOID HARDSIGMOID HARDSWISH ERF BATCHNORMALIZATION INSTANCENORMALIZATION LAYERNORMALIZATION "
     "LEAKYRELU SOFTPLUS WHERE RECIPROCAL "
     "MULTIPLY SUBTRACT DIVIDE CLAMP SWISH HSWISH HSIGMOID MISH POWER SQUAREDDIFFERENCE CONVERT NORMALIZEL2 "
-    "MVN EXP_OP QLINEARADD QLINEARMUL QLINEARSIGMOID QLINEARSOFTMAX QLINEARLEAKYRELU",
+    "MVN EXP_OP QLINEARADD QLINEARMUL QLINEARSIGMOID QLINEARSOFTMAX QLINEARLEAKYRELU QUICKGELU",
 )
 _register(
     OpClass.POOL,
     "AVERAGE_POOL_2D MAX_POOL_2D MEAN SUM REDUCE_MAX REDUCE_MIN REDUCE_PROD L2_POOL_2D ARG_MAX ARG_MIN "
     "GLOBALAVERAGEPOOL GLOBALMAXPOOL AVERAGEPOOL MAXPOOL REDUCEMEAN REDUCESUM REDUCEMAX REDUCEMIN ARGMAX "
-    "AVGPOOL REDUCEL2 TOPK TOPKV2 TOPK_V2 QLINEARGLOBALAVERAGEPOOL QLINEARAVERAGEPOOL",
+    "AVGPOOL REDUCEL2 TOPK TOPKV2 TOPK_V2 QLINEARGLOBALAVERAGEPOOL QLINEARAVERAGEPOOL NHWCMAXPOOL",
 )
 _register(
     OpClass.MEMORY,
@@ -81,7 +81,7 @@ _register(
     "EMBEDDING_LOOKUP RESIZE_BILINEAR RESIZE_NEAREST_NEIGHBOR FILL ZEROS_LIKE REVERSE_V2 "
     "FLATTEN CONCAT UNSQUEEZE IDENTITY EXPAND RESIZE GATHERELEMENTS SCATTERND DEPTHTOSPACE SPACETODEPTH "
     "CONSTANTOFSHAPE RANGE DROPOUT "
-    "SHAPEOF INTERPOLATE VARIADICSPLIT STRIDEDSLICE BROADCAST QLINEARCONCAT",
+    "SHAPEOF INTERPOLATE VARIADICSPLIT STRIDEDSLICE BROADCAST QLINEARCONCAT REORDERINPUT REORDEROUTPUT",
 )
 _register(OpClass.QUANT, "QUANTIZE DEQUANTIZE QUANTIZELINEAR DEQUANTIZELINEAR DYNAMICQUANTIZELINEAR FAKEQUANTIZE")
 
@@ -253,9 +253,9 @@ def op_class_of(op: Op) -> OpClass:
 
 
 def _is_depthwise(op: Op) -> bool:
-    kind = op.kind.upper()
+    kind = op.kind.upper().rsplit(".", 1)[-1]
     group = int(op.attrs.get("group", 1))
-    if kind in ("CONV", "QLINEARCONV", "CONVINTEGER") and group > 1:
+    if kind in ("CONV", "QLINEARCONV", "CONVINTEGER", "FUSEDCONV") and group > 1:
         weights = _weight(op)
         return weights is not None and len(weights.shape) >= 2 and weights.shape[1] == 1
     if kind == "GROUPCONVOLUTION":
@@ -266,7 +266,7 @@ def _is_depthwise(op: Op) -> bool:
 
 def _weight(op: Op) -> Tensor | None:
     """The weight tensor of a convolution or matmul: its constant input with rank ≥ 2."""
-    kind = op.kind.upper()
+    kind = op.kind.upper().rsplit(".", 1)[-1]
     if kind == "QLINEARCONV" and len(op.inputs) > 3:
         return op.inputs[3]
     if kind == "TRANSPOSE_CONV" and len(op.inputs) > 1:
@@ -361,7 +361,8 @@ _ACTIVATIONS = {
     for kind in (
         "LOGISTIC TANH EXP LOG SQRT RSQRT POW DIV HARD_SWISH ELU GELU SOFTMAX LOG_SOFTMAX SIGMOID HARDSIGMOID "
         "HARDSWISH HSWISH HSIGMOID SWISH MISH ERF SOFTPLUS DIVIDE POWER RECIPROCAL LOCAL_RESPONSE_NORMALIZATION "
-        "L2_NORMALIZATION NORMALIZEL2 MVN LAYERNORMALIZATION INSTANCENORMALIZATION QLINEARSIGMOID QLINEARSOFTMAX"
+        "L2_NORMALIZATION NORMALIZEL2 MVN LAYERNORMALIZATION INSTANCENORMALIZATION QLINEARSIGMOID QLINEARSOFTMAX "
+        "QUICKGELU"
     ).split()
 }
 
@@ -383,7 +384,7 @@ def _fold_constants(ops: list[Op]) -> list[Op]:
     kept: list[Op] = []
     for op in ops:
         inputs = [folded.get(t.name, t) for t in op.inputs]
-        if inputs and all(t.constant for t in inputs):
+        if inputs and all(t.constant for t in inputs) and not op.attrs.get("runs"):
             # A dequantized weight is stored at its quantized width: keep that as its size.
             stored = inputs[0] if op.kind.upper() in _DEQUANTIZING else None
             for t in op.outputs:
@@ -476,47 +477,121 @@ def analyze(path: Path, engine: str | None = None) -> GraphCost:
             f"cannot analyze '{path.name}': edgekit analyzes .tflite, .onnx and OpenVINO .xml",
             hint="convert the model first with: edgekit convert",
         )
-    if suffix == ".onnx" and engine == "onnxruntime":
-        ops, inputs, fmt = _read_onnx(path, float_nodes=onnxruntime_float_nodes(path))
-    else:
-        ops, inputs, fmt = readers[suffix](path)
+    as_run = _read_onnx_as_run(path) if suffix == ".onnx" and engine == "onnxruntime" else None
+    ops, inputs, fmt = as_run or readers[suffix](path)
     return cost_of(ops, inputs, path, fmt)
 
 
 _FLOAT_COMPUTE = {"Conv", "ConvTranspose", "MatMul", "Gemm", "FusedConv", "FusedMatMul", "FusedGemm"}
+_PROFILE_ITEMSIZE = {"float": 4, "float16": 2, "double": 8, "uint8": 1, "int8": 1, "int16": 2, "int32": 4,
+                     "int64": 8, "bool": 1}  # fmt: skip
+_PROFILE_DTYPE = {"float": "float32", "double": "float64"}
 
 
-def onnxruntime_float_nodes(path: Path) -> frozenset[str]:
-    """Names of the compute nodes of a quantized (QDQ) ONNX model that ONNX Runtime's CPU provider
-    leaves in float: it fuses dequantize → conv → quantize into QLinearConv only where it has an
-    int8 kernel for the pattern, and runs the rest as float convolutions between (de)quantize
-    nodes (a quarter to a half of MobileNetV3's convolutions here). Read from the graph ORT
-    itself optimizes; empty for a float model or where onnxruntime is not installed."""
+def _read_onnx_as_run(path: Path) -> tuple[list[Op], list[Tensor], str] | None:
+    """The graph ONNX Runtime's CPU provider runs for ``path``: the one it optimizes itself, with
+    every operator's shapes from one profiled inference.
+
+    A quantized (QDQ) model is not run as written: ORT fuses dequantize → conv → quantize into
+    QLinearConv only where it has an int8 kernel for the pattern, runs the rest as float
+    convolutions between (de)quantize nodes, and dequantizes their weights on every run
+    (MobileNetV3-Small: two thirds of its MACs). A float model loses its batch normalisations and
+    gains fused activations. Pricing the written graph prices work that is not done and misses
+    work that is. None where onnxruntime is missing or the model will not run on random inputs:
+    the graph is then priced as written."""
     import importlib.util
+    import json
     import tempfile
 
     if importlib.util.find_spec("onnxruntime") is None:
-        return frozenset()
+        return None
     import onnx
     import onnxruntime as ort
 
-    original = onnx.load(str(path), load_external_data=False)
-    if not any(node.op_type == "QuantizeLinear" for node in original.graph.node):
-        return frozenset()
+    quantized = any(
+        node.op_type == "QuantizeLinear" for node in onnx.load(str(path), load_external_data=False).graph.node
+    )
     with tempfile.TemporaryDirectory(prefix="edgekit-ort-") as folder:
         options = ort.SessionOptions()
-        # The extended level is where QDQ fusion happens; the NCHWc layout pass (level "all")
-        # would rename every convolution without changing which ones run in int8.
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        # The extended level holds every fusion that does not depend on this CPU's vector width
+        # (level "all" adds an x86-only blocked layout that a Raspberry Pi would not get).
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.optimized_model_filepath = str(Path(folder) / "optimized.onnx")
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(folder) / "profile")
         options.intra_op_num_threads = 1
         options.log_severity_level = 3
         try:
-            ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            session.run(None, {i.name: _random_feed(i.type, i.shape) for i in session.get_inputs()})
+            events = json.loads(Path(session.end_profiling()).read_text())
             optimized = onnx.load(options.optimized_model_filepath, load_external_data=False)
         except Exception:  # noqa: BLE001 - without ORT's view, the graph is priced as written
-            return frozenset()
-    return frozenset(node.name for node in optimized.graph.node if node.op_type in _FLOAT_COMPUTE)
+            return None
+    shapes = {
+        event["name"].removesuffix("_kernel_time"): event["args"]
+        for event in events
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time")
+    }
+    graph = optimized.graph
+    constants = {init.name for init in graph.initializer}
+    known: dict[str, Tensor] = {}
+    for init in graph.initializer:
+        known[init.name] = Tensor(init.name, tuple(init.dims), _ONNX_ITEMSIZE.get(init.data_type, 4),
+                                  _ONNX_DTYPE.get(init.data_type, "float32"), True)  # fmt: skip
+
+    def described(name: str, described_as: dict[str, list[int]] | None) -> Tensor:
+        if name in known:
+            return known[name]
+        if not described_as:
+            return Tensor(name, (), 4, "float32")
+        dtype, dims = next(iter(described_as.items()))
+        shape = tuple(d if d > 0 else 1 for d in dims)
+        tensor = Tensor(name, shape, _PROFILE_ITEMSIZE.get(dtype, 4), _PROFILE_DTYPE.get(dtype, dtype))
+        known[name] = tensor
+        return tensor
+
+    ops = []
+    for node in graph.node:
+        args = shapes.get(node.name)
+        if args is None:
+            continue  # not run (folded away, or an optional branch)
+        ins = [n for n in node.input if n]
+        outs = [n for n in node.output if n]
+        in_shapes = args.get("input_type_shape", [])
+        out_shapes = args.get("output_type_shape", [])
+        attrs: dict[str, Any] = {
+            a.name: onnx.helper.get_attribute_value(a)
+            for a in node.attribute
+            if a.name in ("group", "transA", "transB")
+        }
+        if quantized and node.op_type in _FLOAT_COMPUTE:
+            attrs["float_path"] = True
+        # ORT dequantizes a float convolution's weights on every run: not a constant to fold.
+        attrs["runs"] = True
+        ops.append(
+            Op(
+                node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}",
+                [described(n, in_shapes[i] if i < len(in_shapes) else None) for i, n in enumerate(ins)],
+                [described(n, out_shapes[i] if i < len(out_shapes) else None) for i, n in enumerate(outs)],
+                attrs,
+            )
+        )
+    if not ops:
+        return None
+    inputs = [known[i.name] for i in graph.input if i.name in known and i.name not in constants]
+    return ops, inputs, "onnx"
+
+
+def _random_feed(type_name: str, shape: list[Any]) -> Any:
+    dims = [d if isinstance(d, int) and d > 0 else 1 for d in shape]
+    if "float16" in type_name:
+        return np.random.default_rng(0).uniform(0, 1, dims).astype(np.float16)
+    if "float" in type_name or "double" in type_name:
+        return np.random.default_rng(0).uniform(0, 1, dims).astype(np.float64 if "double" in type_name else np.float32)
+    dtype = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
+             "tensor(bool)": np.bool_}.get(type_name, np.int64)  # fmt: skip
+    return np.zeros(dims, dtype=dtype)  # ids and indices: zero is valid for every embedding
 
 
 def _read_tflite(path: Path) -> tuple[list[Op], list[Tensor], str]:
@@ -582,7 +657,7 @@ _ONNX_DTYPE = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: 
                10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}  # fmt: skip
 
 
-def _read_onnx(path: Path, float_nodes: frozenset[str] = frozenset()) -> tuple[list[Op], list[Tensor], str]:
+def _read_onnx(path: Path) -> tuple[list[Op], list[Tensor], str]:
     import onnx
     from onnx import helper, shape_inference
 
@@ -625,8 +700,6 @@ def _read_onnx(path: Path, float_nodes: frozenset[str] = frozenset()) -> tuple[l
         attrs = {
             a.name: helper.get_attribute_value(a) for a in node.attribute if a.name in ("group", "transA", "transB")
         }
-        if node.name in float_nodes:
-            attrs["float_path"] = True
         ops.append(
             Op(
                 node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}",

@@ -103,6 +103,32 @@ def test_an_unknown_operator_is_counted_as_unknown_cost_not_a_crash(tmp_path: Pa
     assert graph.to_dict()["unknown_cost"] == ["com.example.Mystery"]
 
 
+@pytest.mark.parametrize("kind", ["onnx", "onnx_int8"])
+def test_onnx_runtime_graph_is_priced_as_it_runs(small_models: dict[str, Path], kind: str) -> None:
+    """For ONNX Runtime edgekit prices the graph ORT optimizes, shapes from one profiled run: the
+    hand count's work, in fused kernels (QLinearConv, a blocked-layout conv whose channels are
+    padded to its block, or a float convolution between (de)quantize nodes)."""
+    written = analyze(small_models[kind])
+    as_run = analyze(small_models[kind], "onnxruntime")
+    assert as_run.by_class()[OpClass.MATMUL].macs == DENSE_MACS
+    assert as_run.by_class()[OpClass.CONV].macs >= CONV_MACS
+    assert as_run.precision == written.precision
+    assert as_run.unknown_kinds == []
+    kinds = {op.kind for op in as_run.ops}
+    if kind == "onnx":
+        assert any(k.startswith("com.microsoft.") for k in kinds)  # ORT's own fused or blocked kernels
+    else:
+        assert len(as_run.ops) < len(written.ops)  # (de)quantizers fused into int8 kernels
+        run_in_float = sum(op.macs for op in as_run.ops if op.float_path)
+        in_int8 = sum(op.macs for op in as_run.ops if op.op_class.value in ("conv", "matmul") and not op.float_path)
+        assert run_in_float + in_int8 == as_run.macs
+
+
+def test_a_model_onnx_runtime_cannot_run_is_priced_as_written(tmp_path: Path) -> None:
+    graph = analyze(_onnx_with_mystery_op(tmp_path / "mystery.onnx"), "onnxruntime")
+    assert graph.unknown_kinds == ["com.example.Mystery"]
+
+
 def test_analyze_cli_names_unknown_cost(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     model = _onnx_with_mystery_op(tmp_path / "mystery.onnx")
     result = cli("analyze", str(model))
