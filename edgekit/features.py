@@ -30,7 +30,8 @@ TERMS = (
     "large_depthwise_macs",
     "matmul_macs",
     "float_macs",
-    "float_depthwise_macs",
+    "generic_depthwise_macs",
+    "generic_depthwise_channels",
     "element_ops",
     "activation_ops",
     "broadcast_ops",
@@ -56,7 +57,11 @@ class Features:
     large_depthwise_macs: float  # MACs of depthwise convolutions with more than LARGE_KERNEL_TAPS taps
     matmul_macs: float
     float_macs: float  # MACs a quantized graph's runtime does in float (unfused QDQ convolutions)
-    float_depthwise_macs: float  # of which depthwise: ONNX Runtime runs those as one GEMM per channel
+    # Depthwise MACs ONNX Runtime runs through its generic grouped convolution (one small GEMM per
+    # channel): a depthwise conv outside its blocked layout (channels not a multiple of its block)
+    # or left in float in a quantized graph. Several times slower per MAC than its depthwise kernels.
+    generic_depthwise_macs: float
+    generic_depthwise_channels: float  # one small GEMM each: what it costs beyond its MACs
     element_ops: float
     activation_ops: float
     broadcast_ops: float
@@ -90,7 +95,8 @@ class Features:
             "partitions": 0.0,
             "float_macs": 0.0,
             "large_depthwise_macs": 0.0,
-            "float_depthwise_macs": 0.0,
+            "generic_depthwise_macs": 0.0,
+            "generic_depthwise_channels": 0.0,
         }
         return cls(**{**defaults, **data})
 
@@ -119,7 +125,9 @@ def features_of_ops(
         chosen = [
             op
             for op in ops
-            if op.known and op.family == family and not (what == "macs" and (op.float_path or large(op)))
+            if op.known
+            and op.family == family
+            and not (what == "macs" and (op.float_path or op.generic_path or large(op)))
         ]
         return float(sum(op.macs if what == "macs" else op.out_elements for op in chosen))
 
@@ -129,18 +137,24 @@ def features_of_ops(
         conv_outputs=total(OpClass.CONV.value, "outputs"),
         depthwise_macs=total(OpClass.DEPTHWISE.value),
         depthwise_outputs=total(OpClass.DEPTHWISE.value, "outputs"),
-        large_depthwise_macs=float(sum(op.macs for op in ops if op.known and not op.float_path and large(op))),
+        large_depthwise_macs=float(
+            sum(op.macs for op in ops if op.known and not (op.float_path or op.generic_path) and large(op))
+        ),
         matmul_macs=total(OpClass.MATMUL.value),
-        float_macs=float(sum(op.macs for op in ops if op.known and op.float_path and op.family != "depthwise")),
-        float_depthwise_macs=float(
-            sum(op.macs for op in ops if op.known and op.float_path and op.family == "depthwise")
+        float_macs=float(sum(op.macs for op in ops if op.known and op.float_path and not op.generic_path)),
+        generic_depthwise_macs=float(sum(op.macs for op in ops if op.known and op.generic_path)),
+        # ORT's generic path is NCHW: channels are the second dimension.
+        generic_depthwise_channels=float(
+            sum(op.out_shape[1] for op in ops if op.generic_path and len(op.out_shape) > 1)
         ),
         element_ops=total("elementwise") + total(OpClass.QUANT.value),
         activation_ops=total("activation"),
         broadcast_ops=total("broadcast"),
         pool_ops=total(OpClass.POOL.value),
         memory_ops=total(OpClass.MEMORY.value),
-        fallback_ops=float(sum(op.out_elements for op in ops if not op.delegated)),
+        # A copy (concatenation, reshape) costs the same in the runtime's own kernels: only
+        # computing operators left out of the delegate are priced as fallbacks.
+        fallback_ops=float(sum(op.out_elements for op in ops if not op.delegated and op.family != "memory")),
         partitions=partitions,
         bytes=float(sum(op.bytes for op in ops)),
         ops=float(len(ops)),

@@ -132,6 +132,9 @@ class OpCost:
     # True: a compute operator of a quantized graph that the runtime runs in float (ONNX Runtime
     # leaves some QDQ convolutions unfused: dequantize, float conv, quantize).
     float_path: bool = False
+    # True: a depthwise convolution ONNX Runtime runs through its generic grouped convolution, one
+    # GEMM per channel (outside its blocked layout, or in float in a quantized graph).
+    generic_path: bool = False
     # Element-wise work splits by what a kernel does per element: cheap arithmetic, a
     # transcendental activation, or a broadcast against a differently shaped operand.
     family: str = ""
@@ -351,6 +354,7 @@ def price(op: Op) -> OpCost:
         known=known,
         delegated=not op.attrs.get("undelegated", False),
         float_path=bool(op.attrs.get("float_path", False)) and op_class in COMPUTE_CLASSES,
+        generic_path=bool(op.attrs.get("generic_kernel", False)) and op_class is OpClass.DEPTHWISE,
         family=_family(op, op_class),
     )
 
@@ -567,6 +571,10 @@ def _read_onnx_as_run(path: Path) -> tuple[list[Op], list[Tensor], str] | None:
         }
         if quantized and node.op_type in _FLOAT_COMPUTE:
             attrs["float_path"] = True
+        if node.op_type == "Conv" and node.domain in ("", "ai.onnx"):
+            # ORT's plain Conv: its blocked-layout kernels are com.microsoft.nchwc.Conv; a
+            # depthwise one left here goes through the generic grouped path.
+            attrs["generic_kernel"] = True
         # ORT dequantizes a float convolution's weights on every run: not a constant to fold.
         attrs["runs"] = True
         ops.append(
