@@ -170,6 +170,17 @@ def _synthetic(name: str) -> Any:
             return y
 
         return model((56, 56, 22), cells)
+    if name == "dense_block":
+        # A densely connected block: batch norm and ReLU before every convolution (nothing to
+        # fold them into) and a growing concatenation; quantized, each needs its own requantize.
+        def block(y: Any) -> Any:
+            for _ in range(6):
+                z = layers.Conv2D(64, 1)(layers.ReLU()(layers.BatchNormalization()(y)))
+                z = layers.Conv2D(16, 3, padding="same")(layers.ReLU()(layers.BatchNormalization()(z)))
+                y = layers.Concatenate()([y, z])
+            return y
+
+        return model((28, 28, 64), block)
     if name == "tiny_ops":
 
         def many(y: Any) -> Any:
@@ -204,6 +215,7 @@ SYNTHETIC = (
     "concat_blocks",
     "squeeze_excite",
     "separable_cells",
+    "dense_block",
     "tiny_ops",
 )
 # Whole architectures; none of them is one the calibration is later judged on.

@@ -33,6 +33,7 @@ TERMS = (
     "generic_depthwise_macs",
     "generic_depthwise_channels",
     "element_ops",
+    "quant_ops",
     "activation_ops",
     "broadcast_ops",
     "pool_ops",
@@ -63,6 +64,7 @@ class Features:
     generic_depthwise_macs: float
     generic_depthwise_channels: float  # one small GEMM each: what it costs beyond its MACs
     element_ops: float
+    quant_ops: float  # elements (de)quantized at the edges of float operators in a quantized graph
     activation_ops: float
     broadcast_ops: float
     pool_ops: float
@@ -97,6 +99,7 @@ class Features:
             "large_depthwise_macs": 0.0,
             "generic_depthwise_macs": 0.0,
             "generic_depthwise_channels": 0.0,
+            "quant_ops": 0.0,
         }
         return cls(**{**defaults, **data})
 
@@ -147,7 +150,8 @@ def features_of_ops(
         generic_depthwise_channels=float(
             sum(op.out_shape[1] for op in ops if op.generic_path and len(op.out_shape) > 1)
         ),
-        element_ops=total("elementwise") + total(OpClass.QUANT.value),
+        element_ops=total("elementwise"),
+        quant_ops=total(OpClass.QUANT.value),
         activation_ops=total("activation"),
         broadcast_ops=total("broadcast"),
         pool_ops=total(OpClass.POOL.value),

@@ -110,6 +110,7 @@ def prior_coefficients(profile: DeviceProfile, processor: str, precision: str, c
         "generic_depthwise_macs": 1 / (float_macs_per_s * e["depthwise"]),
         "generic_depthwise_channels": dispatch / 50,
         "element_ops": 1 / (element_per_s * e["element"]),
+        "quant_ops": 1 / (element_per_s * e["element"]),
         "activation_ops": 1 / (element_per_s * e["activation"]),
         "broadcast_ops": 1 / (element_per_s * e["element"]),
         "pool_ops": 1 / (element_per_s * e["element"]),

@@ -167,3 +167,53 @@ def test_a_delegate_for_another_format_is_one_line_before_any_work(cli, tmp_path
         "edgekit: error: runtime tflite-gpu on pixel4 runs tflite models, not onnxruntime; "
         "give it a model in the tflite format"
     ]
+
+
+@pytest.fixture(scope="module")
+def depthwise_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 7×7 depthwise convolution on 22 channels: past XNNPACK's single-pass kernels, and a
+    channel count no blocked layout of ONNX Runtime's takes."""
+    import keras
+
+    from edgekit.converters.keras_to_tflite import TFLiteOptions, keras_to_tflite
+    from edgekit.converters.to_onnx import keras_to_onnx
+    from edgekit.formats import Precision
+
+    inputs = keras.Input((16, 16, 22))
+    model = keras.Model(inputs, keras.layers.DepthwiseConv2D(7, padding="same")(inputs))
+    folder = tmp_path_factory.mktemp("depthwise")
+    return {
+        "tflite": keras_to_tflite(model, folder / "dw7.tflite", TFLiteOptions(Precision.FP32)),
+        "onnx": keras_to_onnx(model, folder / "dw7.onnx"),
+    }
+
+
+def test_large_depthwise_kernels_are_a_term_of_their_own(depthwise_models: dict[str, Path]) -> None:
+    from edgekit.features import Features
+
+    features = Features.from_graph(analyze(depthwise_models["tflite"], "tflite"))
+    assert features.large_depthwise_macs == 16 * 16 * 22 * 49
+    assert features.depthwise_macs == 0
+
+
+def test_onnx_runtime_generic_depthwise_is_priced_by_mac_and_channel(depthwise_models: dict[str, Path]) -> None:
+    from edgekit.features import Features
+
+    features = Features.from_graph(analyze(depthwise_models["onnx"], "onnxruntime"))
+    assert features.generic_depthwise_macs == 16 * 16 * 22 * 49
+    assert features.generic_depthwise_channels == 22
+    assert features.depthwise_macs == features.large_depthwise_macs == 0
+
+
+def test_only_computing_operators_left_by_the_delegate_are_fallbacks() -> None:
+    from edgekit.features import features_of_ops
+    from edgekit.graph import OpClass, OpCost
+
+    def op(kind: str, op_class: OpClass, family: str) -> OpCost:
+        return OpCost(kind, op_class, 100, 0, 400, 400, (1, 10, 10), delegated=False, family=family)
+
+    features = features_of_ops(
+        [op("CONCATENATION", OpClass.MEMORY, "memory"), op("AVERAGE_POOL_2D", OpClass.POOL, "pool")], "fp32"
+    )
+    assert features.fallback_ops == 100  # the pooling; the concatenation is a copy either way
+    assert features.memory_ops == 100
