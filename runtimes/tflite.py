@@ -5,30 +5,15 @@ XNNPACK is the default CPU delegate in all three; ``threads`` sets its thread co
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgekit.errors import ModelError, RuntimeUnavailable
+from edgekit.quiet import silenced_stderr
 from edgekit.runtimes.base import Quantization, RuntimeBase, TensorSpec
-
-
-@contextlib.contextmanager
-def _silenced_stderr() -> Iterator[None]:
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def interpreter_class() -> Any:
@@ -100,7 +85,7 @@ class TFLiteRuntime(RuntimeBase):
             return None
         try:
             # LiteRT logs its search for NPU plugins on stderr; not the user's concern here.
-            with _silenced_stderr():
+            with silenced_stderr():
                 return bool(CompiledModel.from_file(str(self.path)).is_fully_accelerated())
         except Exception:  # an older LiteRT without the compiled-model API
             return None

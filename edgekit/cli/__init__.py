@@ -19,6 +19,7 @@ from edgekit import __version__
 from edgekit.cli import analyze, bench, compare, convert, daemon, demo, examples, profiles, serve
 from edgekit.cli.output import stderr
 from edgekit.errors import EdgekitError, Interrupted
+from edgekit.quiet import quiet_tensorflow_import
 
 DEBUG_KEY = "edgekit.debug"
 # BSD sysexits' EX_SOFTWARE: an internal error, as opposed to the user's input.
@@ -111,6 +112,7 @@ def _quiet_frameworks() -> None:
     if os.environ.get("EDGEKIT_DEBUG", "") not in ("", "0"):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow_import()  # the lines TensorFlow prints before it reads that setting
     # Keras warns when a one-input model is called with a bare tensor (how converters call it).
     warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
     # TFLiteConverter warns that int8 inputs have no statistics; they come from calibration.

@@ -1,0 +1,77 @@
+"""Keeping native libraries' start-up chatter off the terminal.
+
+TensorFlow's C++ side prints "oneDNN custom operations are on …" (and absl's notice that logging
+is not initialised) while it is imported, on CPUs with AVX-512 VNNI or AMX, whatever
+TF_CPP_MIN_LOG_LEVEL says: it logs before it reads it. A command that fails with one clear line
+would print three. The CLI silences file descriptor 2 while TensorFlow is first imported, where
+it is imported; ``--debug`` keeps everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from types import ModuleType
+from typing import Any
+
+
+@contextlib.contextmanager
+def silenced_stderr() -> Iterator[None]:
+    """Send file descriptor 2 (native code's stderr, not just ``sys.stderr``) to /dev/null."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real descriptor (an embedding host): nothing native to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _SilentLoader(importlib.abc.Loader):
+    def __init__(self, real: importlib.abc.Loader, finder: _QuietFirstImport) -> None:
+        self.real = real
+        self.finder = finder
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.real.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        if self.finder in sys.meta_path:
+            sys.meta_path.remove(self.finder)  # once: the import itself, not a find_spec probe
+        with silenced_stderr():
+            self.real.exec_module(module)
+
+
+class _QuietFirstImport(importlib.abc.MetaPathFinder):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.searching = False
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: Any = None) -> Any:
+        if fullname != self.name or self.searching:
+            return None
+        self.searching = True  # let the real finders answer the question asked on our behalf
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self.searching = False
+        if spec is not None and spec.loader is not None:
+            spec.loader = _SilentLoader(spec.loader, self)
+        return spec
+
+
+def quiet_tensorflow_import() -> None:
+    """Silence native stderr while ``tensorflow`` is first imported, by whatever imports it."""
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietFirstImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietFirstImport("tensorflow"))
