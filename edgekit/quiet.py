@@ -71,7 +71,12 @@ class _QuietFirstImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+def quiet_first_import(name: str) -> None:
+    """Silence native stderr while the top-level module ``name`` is first imported, by
+    whatever imports it."""
+    if name not in sys.modules and not any(isinstance(f, _QuietFirstImport) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietFirstImport(name))
+
+
 def quiet_tensorflow_import() -> None:
-    """Silence native stderr while ``tensorflow`` is first imported, by whatever imports it."""
-    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietFirstImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _QuietFirstImport("tensorflow"))
+    quiet_first_import("tensorflow")
