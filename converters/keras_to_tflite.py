@@ -22,6 +22,10 @@ from edgekit.converters.sources import quiet_stdout
 from edgekit.data import Dataset
 from edgekit.errors import ConversionError
 from edgekit.formats import Precision
+from edgekit.quiet import filtered_stderr
+
+# The MLIR quantizer's summary of its settings, printed on every int8 conversion.
+QUANTIZER_NOTICE = "fully_quantize:"
 
 
 @dataclass
@@ -108,13 +112,13 @@ def _needs_static_batch(message: str) -> bool:
 def _convert_once(model: Any, options: TFLiteOptions) -> bytes:
     """Convert, falling back from int8-only builtins to mixed int8/float builtins if needed."""
     try:
-        with quiet_stdout():
+        with quiet_stdout(), filtered_stderr(QUANTIZER_NOTICE):
             return _make_converter(model, options, builtins_int8_only=True).convert()
     except Exception as exc:
         if options.precision is not Precision.INT8 or _needs_static_batch(str(exc)):
             raise
         options.notes.append("some operators have no int8 kernel and stay float (int8 + float builtins)")
-        with quiet_stdout():
+        with quiet_stdout(), filtered_stderr(QUANTIZER_NOTICE):
             return _make_converter(model, options, builtins_int8_only=False).convert()
 
 

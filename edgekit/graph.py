@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import ModelError
+from edgekit.quiet import XNNPACK_NOTICE, filtered_stderr
 
 
 class OpClass(str, Enum):
@@ -606,7 +607,8 @@ def _read_tflite(path: Path) -> tuple[list[Op], list[Tensor], str]:
     from edgekit.runtimes.tflite import interpreter_class
 
     try:
-        interpreter = interpreter_class()(model_path=str(path))
+        with filtered_stderr(XNNPACK_NOTICE):
+            interpreter = interpreter_class()(model_path=str(path))
     except Exception as exc:
         raise ModelError(f"{path} is not a readable TFLite model: {str(exc).splitlines()[0]}") from exc
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
@@ -640,7 +642,8 @@ def _delegation(interpreter: Any, count: int) -> tuple[set[int], int]:
     partition: an operator whose output enters a partition, or that reads a partition's output
     without being one, runs outside it."""
     try:
-        interpreter.allocate_tensors()
+        with filtered_stderr(XNNPACK_NOTICE):
+            interpreter.allocate_tensors()
         after = interpreter._get_ops_details()
     except Exception:  # noqa: BLE001 - a model the delegate refuses is analysed without delegation
         return set(), 0

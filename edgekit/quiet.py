@@ -15,6 +15,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import Any
@@ -36,6 +37,45 @@ def silenced_stderr() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+# Printed by LiteRT's C++ whenever it applies its default CPU delegate: news to nobody.
+XNNPACK_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate"
+
+
+def debugging() -> bool:
+    return os.environ.get("EDGEKIT_DEBUG", "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def filtered_stderr(*harmless: str) -> Iterator[None]:
+    """Capture native stderr for the block and pass every line on afterwards except those that
+    start with one of ``harmless`` (LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate",
+    the converter's "fully_quantize: …"): an error a library prints still reaches the user.
+    Everything passes under ``--debug``."""
+    if debugging():
+        yield
+        return
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real descriptor (an embedding host)
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines = sink.read().decode(errors="replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if not line.startswith(harmless))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
 
 
 class _SilentLoader(importlib.abc.Loader):

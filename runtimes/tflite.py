@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import ModelError, RuntimeUnavailable
-from edgekit.quiet import silenced_stderr
+from edgekit.quiet import XNNPACK_NOTICE, filtered_stderr, silenced_stderr
 from edgekit.runtimes.base import Quantization, RuntimeBase, TensorSpec
 
 
@@ -53,8 +53,9 @@ class TFLiteRuntime(RuntimeBase):
     def __init__(self, path: Path, *, threads: int | None = None) -> None:
         Interpreter = interpreter_class()  # noqa: N806
         try:
-            self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            self._interpreter.allocate_tensors()
+            with filtered_stderr(XNNPACK_NOTICE):
+                self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{path} is not a loadable TFLite model: {str(exc).splitlines()[0]}") from exc
         self._input_details = self._interpreter.get_input_details()

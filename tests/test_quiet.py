@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -47,3 +48,28 @@ def test_a_failing_import_still_raises(tmp_path: Path) -> None:
         """,
     )
     assert result.stdout.strip() == "raised no"
+
+
+def test_filtered_stderr_drops_only_the_known_notices(tmp_path: Path) -> None:
+    body = """
+        import os
+        from edgekit.quiet import filtered_stderr
+        with filtered_stderr("INFO: Created"):
+            os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n")
+            os.write(2, b"ERROR: Didn't find op for builtin opcode\\n")
+        os.write(2, b"after\\n")
+        """
+    quiet = _run(tmp_path, body)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr.splitlines() == ["ERROR: Didn't find op for builtin opcode", "after"]
+    script = textwrap.dedent(body)
+    debug = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "EDGEKIT_DEBUG": "1"},
+    )
+    assert "INFO: Created" in debug.stderr  # --debug keeps everything
