@@ -500,10 +500,10 @@ def _read_onnx_as_run(path: Path) -> tuple[list[Op], list[Tensor], str] | None:
     A quantized (QDQ) model is not run as written: ORT fuses dequantize → conv → quantize into
     QLinearConv only where it has an int8 kernel for the pattern, runs the rest as float
     convolutions between (de)quantize nodes, and dequantizes their weights on every run
-    (MobileNetV3-Small: two thirds of its MACs). A float model loses its batch normalisations and
-    gains fused activations. Pricing the written graph prices work that is not done and misses
-    work that is. None where onnxruntime is missing or the model will not run on random inputs:
-    the graph is then priced as written."""
+    (MobileNetV3-Small: two thirds of its MACs). A float model loses its batch normalisations,
+    gains fused activations and, on x86, runs most convolutions in a blocked layout. Pricing the
+    written graph prices work that is not done and misses work that is. None where onnxruntime
+    is missing or the model will not run on random inputs: the graph is then priced as written."""
     import importlib.util
     import json
     import tempfile
@@ -518,8 +518,9 @@ def _read_onnx_as_run(path: Path) -> tuple[list[Op], list[Tensor], str] | None:
     )
     with tempfile.TemporaryDirectory(prefix="edgekit-ort-") as folder:
         options = ort.SessionOptions()
-        # The extended level holds every fusion that does not depend on this CPU's vector width
-        # (level "all" adds an x86-only blocked layout that a Raspberry Pi would not get).
+        # Level "all", as edgekit's ONNX Runtime runtime (and ORT by default) runs a model: on
+        # x86 it adds the blocked (NCHWc) layout and NHWC int8 kernels, which change what a
+        # convolution costs. The graph is this machine's; another CPU may get a different one.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.optimized_model_filepath = str(Path(folder) / "optimized.onnx")
         options.enable_profiling = True
