@@ -136,6 +136,7 @@ class OpCost:
     # True: a depthwise convolution ONNX Runtime runs through its generic grouped convolution, one
     # GEMM per channel (outside its blocked layout, or in float in a quantized graph).
     generic_path: bool = False
+    channels: int = 0  # output channels (its layout's channel dimension); 0 where it has none
     # Element-wise work splits by what a kernel does per element: cheap arithmetic, a
     # transcendental activation, or a broadcast against a differently shaped operand.
     family: str = ""
@@ -356,8 +357,16 @@ def price(op: Op) -> OpCost:
         delegated=not op.attrs.get("undelegated", False),
         float_path=bool(op.attrs.get("float_path", False)) and op_class in COMPUTE_CLASSES,
         generic_path=bool(op.attrs.get("generic_kernel", False)) and op_class is OpClass.DEPTHWISE,
+        channels=_channels(op),
         family=_family(op, op_class),
     )
+
+
+def _channels(op: Op) -> int:
+    shape = op.outputs[0].shape if op.outputs else ()
+    if len(shape) < 3:
+        return 0
+    return int(shape[-1] if op.attrs.get("channels_last") else shape[1])
 
 
 # Activations that cost a polynomial or a table lookup per element, not one instruction.
@@ -577,6 +586,8 @@ def _read_onnx_as_run(path: Path) -> tuple[list[Op], list[Tensor], str] | None:
             # ORT's plain Conv: its blocked-layout kernels are com.microsoft.nchwc.Conv; a
             # depthwise one left here goes through the generic grouped path.
             attrs["generic_kernel"] = True
+        if node.domain == "com.microsoft" and node.op_type.startswith(("QLinear", "Nhwc")):
+            attrs["channels_last"] = True  # ORT's NHWC int8 kernels
         # ORT dequantizes a float convolution's weights on every run: not a constant to fold.
         attrs["runs"] = True
         ops.append(
@@ -630,7 +641,11 @@ def _read_tflite(path: Path) -> tuple[list[Op], list[Tensor], str]:
             str(op["op_name"]),
             [tensor(int(i)) for i in op["inputs"] if int(i) >= 0],
             [tensor(int(i)) for i in op["outputs"] if int(i) >= 0],
-            {"undelegated": True, "partitions": partitions} if index in undelegated else {"partitions": partitions},
+            {
+                "partitions": partitions,
+                "channels_last": True,
+                **({"undelegated": True} if index in undelegated else {}),
+            },
         )
         for index, op in enumerate(ops_details)
     ]

@@ -104,6 +104,7 @@ def prior_coefficients(profile: DeviceProfile, processor: str, precision: str, c
         "conv_outputs": 1 / (element_per_s * e["output"]),
         "depthwise_macs": 1 / (macs_per_s * e["depthwise"]),
         "depthwise_outputs": 1 / (element_per_s * e["output"]),
+        "depthwise_tail_macs": 1 / (macs_per_s * e["depthwise"]),
         "large_depthwise_macs": 1 / (macs_per_s * e["depthwise"]),
         "matmul_macs": 1 / (macs_per_s * e["matmul"]),
         "float_macs": 1 / (float_macs_per_s * e["depthwise"]),

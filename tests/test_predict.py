@@ -217,3 +217,17 @@ def test_only_computing_operators_left_by_the_delegate_are_fallbacks() -> None:
     )
     assert features.fallback_ops == 100  # the pooling; the concatenation is a copy either way
     assert features.memory_ops == 100
+
+
+def test_depthwise_channels_past_the_last_full_block_are_a_term_of_their_own() -> None:
+    from edgekit.features import features_of_ops
+    from edgekit.graph import OpClass, OpCost
+
+    def depthwise(channels: int) -> OpCost:
+        # 3×3 on 8×8 pixels: 9 MACs per output element
+        return OpCost("DEPTHWISE_CONV_2D", OpClass.DEPTHWISE, 9 * 64 * channels, 0, 1, 1, (1, 8, 8, channels),
+                      family="depthwise", channels=channels)  # fmt: skip
+
+    features = features_of_ops([depthwise(48), depthwise(44)], "int8")
+    assert features.depthwise_tail_macs == 9 * 64 * 12  # 44 = 2 × 16 + 12
+    assert features.depthwise_macs == 9 * 64 * (48 + 32)
