@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import ModelError, require_extra
+from edgekit.quiet import debugging
 
 
 @contextlib.contextmanager
@@ -23,7 +24,7 @@ def quiet_stdout() -> Iterator[None]:
     catches all. The text is dropped (edgekit reports its own progress) unless EDGEKIT_DEBUG is
     set (`--debug`), when it goes to stderr.
     """
-    debug = os.environ.get("EDGEKIT_DEBUG", "") not in ("", "0")
+    debug = debugging()
     sys.stdout.flush()
     try:
         saved = os.dup(1)

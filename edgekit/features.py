@@ -161,10 +161,7 @@ def features_of_ops(
         matmul_macs=total(OpClass.MATMUL.value),
         float_macs=float(sum(op.macs for op in ops if op.known and op.float_path and not op.generic_path)),
         generic_depthwise_macs=float(sum(op.macs for op in ops if op.known and op.generic_path)),
-        # ORT's generic path is NCHW: channels are the second dimension.
-        generic_depthwise_channels=float(
-            sum(op.out_shape[1] for op in ops if op.generic_path and len(op.out_shape) > 1)
-        ),
+        generic_depthwise_channels=float(sum(op.channels for op in ops if op.generic_path)),
         element_ops=total("elementwise"),
         quant_ops=total(OpClass.QUANT.value),
         activation_ops=total("activation"),

@@ -522,9 +522,6 @@ def _read_onnx_as_run(path: Path) -> tuple[list[Op], list[Tensor], str] | None:
     import onnx
     import onnxruntime as ort
 
-    quantized = any(
-        node.op_type == "QuantizeLinear" for node in onnx.load(str(path), load_external_data=False).graph.node
-    )
     with tempfile.TemporaryDirectory(prefix="edgekit-ort-") as folder:
         options = ort.SessionOptions()
         # Level "all", as edgekit's ONNX Runtime runtime (and ORT by default) runs a model: on
@@ -549,6 +546,8 @@ def _read_onnx_as_run(path: Path) -> tuple[list[Op], list[Tensor], str] | None:
         if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time")
     }
     graph = optimized.graph
+    # A quantized model keeps at least its input's QuantizeLinear, or runs QLinear kernels.
+    quantized = any(node.op_type == "QuantizeLinear" or node.op_type.startswith("QLinear") for node in graph.node)
     constants = {init.name for init in graph.initializer}
     known: dict[str, Tensor] = {}
     for init in graph.initializer:

@@ -44,6 +44,7 @@ XNNPACK_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate"
 
 
 def debugging() -> bool:
+    """``--debug`` (which sets EDGEKIT_DEBUG) or EDGEKIT_DEBUG=1: keep every framework's output."""
     return os.environ.get("EDGEKIT_DEBUG", "") not in ("", "0")
 
 

@@ -19,7 +19,7 @@ from edgekit import __version__
 from edgekit.cli import analyze, bench, compare, convert, daemon, demo, examples, profiles, serve
 from edgekit.cli.output import stderr
 from edgekit.errors import EdgekitError, Interrupted
-from edgekit.quiet import quiet_tensorflow_import
+from edgekit.quiet import debugging, quiet_tensorflow_import
 
 DEBUG_KEY = "edgekit.debug"
 # BSD sysexits' EX_SOFTWARE: an internal error, as opposed to the user's input.
@@ -27,7 +27,7 @@ INTERNAL_ERROR_EXIT = 70
 
 
 def _debug_enabled(ctx: typer.Context) -> bool:
-    return bool(ctx.meta.get(DEBUG_KEY)) or os.environ.get("EDGEKIT_DEBUG", "") not in ("", "0")
+    return bool(ctx.meta.get(DEBUG_KEY)) or debugging()
 
 
 def _report(line: str) -> None:
@@ -109,7 +109,7 @@ def _quiet_frameworks() -> None:
     edgekit says; --debug (or EDGEKIT_DEBUG) keeps them."""
     if "--debug" in sys.argv:
         os.environ["EDGEKIT_DEBUG"] = "1"  # converters then keep their own output (on stderr)
-    if os.environ.get("EDGEKIT_DEBUG", "") not in ("", "0"):
+    if debugging():
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     quiet_tensorflow_import()  # the lines TensorFlow prints before it reads that setting
