@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import ModelError
-from edgekit.quiet import XNNPACK_NOTICE, filtered_stderr
+from edgekit.quiet import XNNPACK_NOTICE, filtered_stderr, silenced_stderr
 
 
 class OpClass(str, Enum):
@@ -534,9 +534,13 @@ def _read_onnx_as_run(path: Path) -> tuple[list[Op], list[Tensor], str] | None:
         options.intra_op_num_threads = 1
         options.log_severity_level = 3
         try:
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            session.run(None, {i.name: _random_feed(i.type, i.shape) for i in session.get_inputs()})
-            events = json.loads(Path(session.end_profiling()).read_text())
+            # A model ORT refuses is priced as written; its complaint (and the profiler's about
+            # a session that never loaded) would only come before edgekit's own verdict.
+            with silenced_stderr():
+                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                session.run(None, {i.name: _random_feed(i.type, i.shape) for i in session.get_inputs()})
+                events = json.loads(Path(session.end_profiling()).read_text())
+                del session
             optimized = onnx.load(options.optimized_model_filepath, load_external_data=False)
         except Exception:  # noqa: BLE001 - without ORT's view, the graph is priced as written
             return None
@@ -691,6 +695,8 @@ def _read_onnx(path: Path) -> tuple[list[Op], list[Tensor], str]:
         model = onnx.load(str(path))
     except Exception as exc:
         raise ModelError(f"{path} is not a readable ONNX model: {str(exc).splitlines()[0]}") from exc
+    if not model.graph.node:  # protobuf parses some garbage as an empty model
+        raise ModelError(f"{path} is not a readable ONNX model: it has no operators", hint="is the file complete?")
     try:
         model = shape_inference.infer_shapes(model)
     except Exception:  # noqa: BLE001 - an op shape inference does not know: shapes stay partial

@@ -156,3 +156,7 @@ def test_analyze_bad_input(tmp_path: Path) -> None:
     (tmp_path / "broken.tflite").write_bytes(b"not a flatbuffer")
     with pytest.raises(ModelError):
         analyze(tmp_path / "broken.tflite")
+    (tmp_path / "broken.onnx").write_bytes(b"x\n")  # protobuf reads this as an empty model
+    for engine in (None, "onnxruntime"):
+        with pytest.raises(ModelError, match="no operators"):
+            analyze(tmp_path / "broken.onnx", engine)
