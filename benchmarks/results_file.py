@@ -14,10 +14,21 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
+def cpu_name() -> str:
+    """The CPU model as /proc/cpuinfo names it (figures from different CPUs are not comparable)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def section(key: str, command: str, body: list[str]) -> str:
     """The marked section: the command, when and where it ran, then the body lines."""
     header = (
-        f"Command: `{command}` — {dt.date.today().isoformat()}, {platform.machine()}, "
+        f"Command: `{command}` — {dt.date.today().isoformat()}, {cpu_name()} ({platform.machine()}), "
         f"{os.cpu_count()} CPU cores, Python {platform.python_version()}."
     )
     return "\n".join([f"<!-- {key}:start -->", header, "", *body, f"<!-- {key}:end -->"])

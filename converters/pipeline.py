@@ -26,7 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.data import DEFAULT_CALIBRATION_SAMPLES, Dataset, Split, load_dataset, match_inputs
+from edgekit.data import (
+    DEFAULT_CALIBRATION_SAMPLES,
+    Dataset,
+    Split,
+    check_data_path,
+    load_dataset,
+    match_inputs,
+)
 from edgekit.errors import ConfigError, ConversionError, DataError, OutputError, OutputExistsError
 from edgekit.formats import Format, Precision, SourceKind, check_precision, source_kind
 from edgekit.manifest import (
@@ -348,11 +355,12 @@ def _prepare(request: ConvertRequest, progress: Progress) -> Context:
 
 
 def _choose(candidates: list[Candidate], auto: bool) -> Candidate:
+    """The first rung within budget, in the ladder's order (int8 first: what integer kernels and
+    NPUs run, even where dynamic-range is a few bytes smaller); none within: the last, fp32."""
     if not auto:
         return candidates[0]
     passing = [c for c in candidates if c.passed]
-    pool = passing or candidates
-    return min(pool, key=lambda c: c.size_bytes) if passing else pool[-1]
+    return passing[0] if passing else candidates[-1]
 
 
 def _install(candidate: Candidate, artifact: Path, manifest: dict[str, Any]) -> None:
@@ -387,6 +395,9 @@ def convert(request: ConvertRequest, progress: Progress = lambda _line: None) ->
             default_output(request.source, request.target, request.precision), request.target, force=request.force
         )
 
+    for flag, path in (("--calib", request.calib), ("--eval", request.eval)):
+        if path is not None:
+            check_data_path(path, flag)  # before a model that may take seconds to load
     start = time.perf_counter()
     ctx = _prepare(request, progress)
     ladder = [request.precision] if request.precision else list(request.target.ladder())
@@ -414,6 +425,8 @@ def convert(request: ConvertRequest, progress: Progress = lambda _line: None) ->
             metric = candidate.metric
             figures = f", {metric['name']} {metric['artifact']:.4f} (drop {metric['drop']:.2f})" if metric else ""
             progress(f"  {precision.value}: {candidate.size_bytes} bytes{figures}{verdict}")
+            if auto and candidate.passed:
+                break  # the ladder climbs only while a rung is over budget
         if not candidates:
             raise ConversionError(
                 f"no precision could be converted to {request.target.name}", hint="; ".join(ctx.notes)

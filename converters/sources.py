@@ -93,7 +93,7 @@ def check_tflite_file(path: Path) -> None:
 
 
 def load_onnx_model(path: Path) -> Any:
-    require_extra("onnx", "convert")
+    require_extra("onnx", "convert", alone="onnx")
     import onnx
 
     try:

@@ -16,8 +16,12 @@ from edgekit.converters.sources import quiet_stdout
 from edgekit.data import Dataset
 from edgekit.errors import ConversionError
 from edgekit.formats import Precision
+from edgekit.quiet import quiet_loggers
 
 OPSET = 17
+# tf2onnx logs a traceback at WARNING when an optional optimizer pass (the transpose optimizer on
+# some graphs) fails; the conversion continues without that pass.
+TF2ONNX_LOGGERS = ("tf2onnx",)
 
 
 def keras_to_onnx(model: Any, out: Path) -> Path:
@@ -26,7 +30,7 @@ def keras_to_onnx(model: Any, out: Path) -> Path:
 
     signature = [tf.TensorSpec((None, *tuple(t.shape[1:])), t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
     try:
-        with quiet_stdout():
+        with quiet_stdout(), quiet_loggers(*TF2ONNX_LOGGERS):
             tf2onnx.convert.from_keras(model, input_signature=signature, opset=OPSET, output_path=str(out))
     except Exception as exc:
         raise ConversionError(f"Keras → ONNX conversion failed: {str(exc).splitlines()[0][:300]}") from exc
@@ -37,7 +41,7 @@ def tflite_to_onnx(source: Path, out: Path) -> Path:
     import tf2onnx
 
     try:
-        with quiet_stdout():
+        with quiet_stdout(), quiet_loggers(*TF2ONNX_LOGGERS):
             tf2onnx.convert.from_tflite(str(source), opset=OPSET, output_path=str(out))
     except Exception as exc:
         raise ConversionError(f"TFLite → ONNX conversion failed: {str(exc).splitlines()[0][:300]}") from exc

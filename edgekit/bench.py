@@ -132,6 +132,7 @@ def measure(
             "rss_growth_mb": round((peak_rss - rss_after_warmup) / 2**20, 3),
             "load_rss_mb": round((rss_after_warmup - rss_before) / 2**20, 2),
             "fully_accelerated": runtime.fully_accelerated(),
+            "unaccelerated_ops": runtime.unaccelerated_ops(),
         }
     finally:
         runtime.close()

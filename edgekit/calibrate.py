@@ -320,6 +320,50 @@ def fit(points: list[Point], prior: np.ndarray) -> tuple[np.ndarray, float, floa
     return coefficients, float(np.quantile(ratios, 0.1)), float(np.quantile(ratios, 0.9))
 
 
+def leave_one_out(points: list[Point], prior: np.ndarray) -> dict[str, float]:
+    """Each model predicted by a fit made without it: how well the fit holds on a model it has not seen."""
+    errors = {}
+    for i, point in enumerate(points):
+        rest = points[:i] + points[i + 1 :]
+        if len(rest) < 2 or point.measured_ms <= 0:
+            continue
+        coefficients, _, _ = fit(rest, prior)
+        predicted_ms = float(coefficients @ point.features.vector()) * 1000.0
+        errors[point.model] = round(predicted_ms / point.measured_ms - 1.0, 4)
+    return errors
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """How well a calibration holds on models its fit did not see."""
+
+    networks_median: float | None  # |predicted / measured − 1| of the whole networks
+    networks_worst: float | None
+    networks: int
+    synthetic_median: float | None  # the one-term graphs: each is the main witness of its own term
+    synthetic: int
+
+
+def leave_one_out_summary(profile: DeviceProfile) -> HeldOut | None:
+    """Median and worst error of every fit's leave-one-out predictions, networks apart from the
+    synthetic graphs (leaving out the one graph that prices a term leaves that term to the prior)."""
+    if profile.calibration is None:
+        return None
+    networks, synthetic = [], []
+    for f in profile.calibration.fits:
+        for model, error in (f.leave_one_out_errors or {}).items():
+            (networks if model in ARCHITECTURES else synthetic).append(abs(error))
+    if not networks and not synthetic:
+        return None
+    return HeldOut(
+        networks_median=statistics.median(networks) if networks else None,
+        networks_worst=max(networks) if networks else None,
+        networks=len(networks),
+        synthetic_median=statistics.median(synthetic) if synthetic else None,
+        synthetic=len(synthetic),
+    )
+
+
 def host_profile_skeleton(name: str, bandwidth_gbs: float) -> DeviceProfile:
     """This machine as a profile, from /proc/cpuinfo and a bandwidth measurement."""
     from edgekit.host import host_cpu, memory_gb
@@ -408,6 +452,7 @@ def calibrate(
                         residual_low=round(min(low, 0.95), 4),
                         residual_high=round(max(high, 1.05), 4),
                         points={p.model: round(p.measured_ms, 4) for p in chosen},
+                        leave_one_out_errors=leave_one_out(chosen, prior),
                     )
                 )
     calibration = Calibration(measured_on=dt.date.today().isoformat(), command=command, fits=fits)

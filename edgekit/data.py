@@ -176,6 +176,15 @@ def match_inputs(data_names: list[str], specs: list[TensorSpec], origin: str) ->
     return mapping
 
 
+def check_data_path(path: Path, flag: str) -> None:
+    """The cheap checks on a data path (exists, a kind edgekit reads), made before a model loads."""
+    path = Path(path)
+    if not path.exists():
+        raise InputNotFoundError(f"{flag} {path} does not exist")
+    if not path.is_dir() and path.suffix not in (".npz", ".npy"):
+        raise DataError(f"{flag} {path.name}: data must be .npz, .npy or a folder of images")
+
+
 def load_dataset(
     path: Path,
     split: Split,

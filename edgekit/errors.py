@@ -126,12 +126,17 @@ class Interrupted(EdgekitError):
     exit_code = 130
 
 
-def require_extra(module: str, extra: str) -> None:
-    """Raise RuntimeUnavailable naming the pip extra when an optional package is missing."""
+def require_extra(module: str, extra: str, *, alone: str | None = None) -> None:
+    """Raise RuntimeUnavailable naming the pip extra when an optional package is missing; ``alone``
+    names the single package that is enough where the extra brings much more (a device that reads
+    an .onnx needs ``onnx``, not the server's TensorFlow)."""
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
+        extra_command = f"pip install 'edgekit[{extra}]'"
         raise RuntimeUnavailable(
             f"the Python package '{module}' is not installed",
-            hint=f"install it with: pip install 'edgekit[{extra}]'",
+            hint=f"install it with: pip install {alone} (or {extra_command} for the whole {extra} side)"
+            if alone
+            else f"install it with: {extra_command}",
         )

@@ -24,7 +24,8 @@ class Precision(str, Enum):
         return self is Precision.INT8
 
 
-# The ladder `--quant auto` climbs: smallest first, the first that stays within --max-drop wins.
+# The ladder `--quant auto` climbs: full int8 first (what integer kernels and NPUs run), the first that
+# stays within --max-drop wins.
 LADDER: tuple[Precision, ...] = (Precision.INT8, Precision.DYNAMIC, Precision.FP16, Precision.FP32)
 
 

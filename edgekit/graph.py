@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import ModelError
+from edgekit.errors import ModelError, require_extra
 from edgekit.quiet import XNNPACK_NOTICE, filtered_stderr, silenced_stderr
 
 
@@ -517,7 +517,7 @@ def _read_onnx_as_run(path: Path) -> tuple[list[Op], list[Tensor], str] | None:
     import json
     import tempfile
 
-    if importlib.util.find_spec("onnxruntime") is None:
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
         return None
     import onnx
     import onnxruntime as ort
@@ -638,7 +638,7 @@ def _read_tflite(path: Path) -> tuple[list[Op], list[Tensor], str]:
         constant = index not in produced and index not in graph_inputs
         return Tensor(str(index), shape, dtype.itemsize, dtype.name, constant)
 
-    undelegated, partitions = _delegation(interpreter, len(ops_details))
+    undelegated, partitions = _delegation(interpreter)
     ops = [
         Op(
             str(op["op_name"]),
@@ -655,31 +655,16 @@ def _read_tflite(path: Path) -> tuple[list[Op], list[Tensor], str]:
     return ops, [tensor(i) for i in sorted(graph_inputs)], "tflite"
 
 
-def _delegation(interpreter: Any, count: int) -> tuple[set[int], int]:
-    """Which operators LiteRT's default CPU delegate (XNNPACK) leaves to its own kernels, and how
-    many partitions it cuts the graph into. After allocation the graph lists one DELEGATE node per
-    partition: an operator whose output enters a partition, or that reads a partition's output
-    without being one, runs outside it."""
+def _delegation(interpreter: Any) -> tuple[set[int], int]:
+    """The XNNPACK delegate's partitioning, read after allocating as LiteRT would."""
+    from edgekit.runtimes.tflite import delegation
+
     try:
         with filtered_stderr(XNNPACK_NOTICE):
             interpreter.allocate_tensors()
-        after = interpreter._get_ops_details()
+        return delegation(interpreter)
     except Exception:  # noqa: BLE001 - a model the delegate refuses is analysed without delegation
         return set(), 0
-    delegates = [op for op in after if op["op_name"] == "DELEGATE"]
-    if not delegates:
-        return set(), 0
-    entering = {int(t) for op in delegates for t in op["inputs"]}
-    leaving = {int(t) for op in delegates for t in op["outputs"]}
-    graph_outputs = {int(d["index"]) for d in interpreter.get_output_details()}
-    undelegated = set()
-    for index, op in enumerate(after[:count]):
-        outputs = {int(t) for t in op["outputs"]}
-        if outputs & leaving:
-            continue  # a partition produces it
-        if outputs & (entering | graph_outputs):
-            undelegated.add(index)  # it feeds a partition or ends the graph outside one
-    return undelegated, len(delegates)
 
 
 _ONNX_ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
@@ -688,6 +673,7 @@ _ONNX_DTYPE = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: 
 
 
 def _read_onnx(path: Path) -> tuple[list[Op], list[Tensor], str]:
+    require_extra("onnx", "convert", alone="onnx")
     import onnx
     from onnx import helper, shape_inference
 
@@ -745,6 +731,7 @@ def _read_onnx(path: Path) -> tuple[list[Op], list[Tensor], str]:
 
 
 def _read_openvino(path: Path) -> tuple[list[Op], list[Tensor], str]:
+    require_extra("openvino", "convert", alone="openvino")
     import openvino as ov
 
     try:

@@ -143,6 +143,9 @@ class CalibrationFit(_Strict):
     residual_low: float = Field(..., description="10th percentile of measured / predicted on the calibration set")
     residual_high: float = Field(..., description="90th percentile of measured / predicted")
     points: dict[str, float] = Field(..., description="calibration model → measured median latency (ms)")
+    leave_one_out_errors: dict[str, float] | None = Field(
+        None, description="calibration model → predicted / measured − 1 by a fit made without that model"
+    )
 
 
 class Calibration(_Strict):

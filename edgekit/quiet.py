@@ -13,6 +13,7 @@ import contextlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import logging
 import os
 import sys
 import tempfile
@@ -37,6 +38,25 @@ def silenced_stderr() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def quiet_loggers(*names: str, level: int = logging.ERROR) -> Iterator[None]:
+    """Raise Python loggers of a library to ``level`` for the block: tf2onnx logs a full traceback
+    at WARNING when one of its optional graph optimizers gives up (the conversion goes on without
+    it). Errors still show; ``--debug`` keeps everything."""
+    if debugging():
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, old in zip(loggers, saved, strict=True):
+            logger.setLevel(old)
 
 
 # Printed by LiteRT's C++ whenever it applies its default CPU delegate: news to nobody.

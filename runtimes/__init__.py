@@ -26,14 +26,20 @@ class RuntimeEntry:
     module: str  # edgekit.runtimes.<module>
     cls: str
     packages: tuple[str, ...]  # any one of these makes the runtime available
-    extra: str  # the pip extra that installs it
+    extra: str  # the pip extra that installs it with the rest of its side (device or server)
     suffixes: tuple[str, ...]  # model files it runs
+    # The smallest install that adds it, where that is less than the extra: a device running an
+    # .onnx needs ONNX Runtime, not the server's TensorFlow.
+    alone: str | None = None
 
     def load_class(self) -> Callable[..., Runtime]:
         if not any(importlib.util.find_spec(p) is not None for p in self.packages):
+            extra = f"pip install 'edgekit[{self.extra}]'"
             raise RuntimeUnavailable(
                 f"the {self.name} runtime needs the Python package '{self.packages[0]}', which is not installed",
-                hint=f"install it with: pip install 'edgekit[{self.extra}]'",
+                hint=f"install it with: pip install {self.alone} (or {extra} for the whole {self.extra} side)"
+                if self.alone
+                else f"install it with: {extra}",
             )
         return getattr(importlib.import_module(self.module), self.cls)
 
@@ -50,10 +56,22 @@ RUNTIMES: dict[str, RuntimeEntry] = {
             (".tflite",),
         ),
         RuntimeEntry(
-            "onnxruntime", "edgekit.runtimes.onnxruntime", "OnnxRuntime", ("onnxruntime",), "convert", (".onnx",)
+            "onnxruntime",
+            "edgekit.runtimes.onnxruntime",
+            "OnnxRuntime",
+            ("onnxruntime",),
+            "convert",
+            (".onnx",),
+            alone="onnxruntime",
         ),
         RuntimeEntry(
-            "openvino", "edgekit.runtimes.openvino", "OpenVinoRuntime", ("openvino",), "convert", (".xml", ".onnx")
+            "openvino",
+            "edgekit.runtimes.openvino",
+            "OpenVinoRuntime",
+            ("openvino",),
+            "convert",
+            (".xml", ".onnx"),
+            alone="openvino",
         ),
         RuntimeEntry("keras", "edgekit.runtimes.keras", "KerasRuntime", ("keras",), "convert", (".keras", ".h5")),
     )

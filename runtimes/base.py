@@ -77,6 +77,8 @@ class Runtime(Protocol):
 
     def fully_accelerated(self) -> bool | None: ...
 
+    def unaccelerated_ops(self) -> list[str]: ...
+
     def close(self) -> None: ...
 
     def __enter__(self) -> Runtime: ...
@@ -164,6 +166,10 @@ class RuntimeBase:
     def fully_accelerated(self) -> bool | None:
         """Whether the whole graph runs in the accelerated path (None: unknown)."""
         return None
+
+    def unaccelerated_ops(self) -> list[str]:
+        """Operator kinds left outside the accelerated path (empty: none, or not known)."""
+        return []
 
     def close(self) -> None:
         pass

@@ -51,7 +51,13 @@ class OpenVinoRuntime(RuntimeBase):
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
             raise ModelError(f"{path} is not a loadable OpenVINO model: {str(exc).splitlines()[0]}") from exc
         self._request = self._compiled.create_infer_request()
-        self._fully = None if supported is None else len(supported) >= len(model.get_ordered_ops())
+        ops = model.get_ordered_ops()
+        self._fully = None if supported is None else len(supported) >= len(ops)
+        self._unsupported = (
+            []
+            if supported is None
+            else sorted({op.get_type_name() for op in ops if op.get_friendly_name() not in supported})
+        )
         inputs = [_spec(p, i) for i, p in enumerate(self._compiled.inputs)]
         super().__init__(path, inputs, [_spec(p, i) for i, p in enumerate(self._compiled.outputs)])
 
@@ -69,6 +75,9 @@ class OpenVinoRuntime(RuntimeBase):
 
     def fully_accelerated(self) -> bool | None:
         return self._fully
+
+    def unaccelerated_ops(self) -> list[str]:
+        return self._unsupported
 
     def close(self) -> None:
         self._request = None

@@ -47,6 +47,30 @@ def _spec(detail: dict[str, Any]) -> TensorSpec:
     )
 
 
+def delegation(interpreter: Any) -> tuple[set[int], int]:
+    """Which operators LiteRT's default CPU delegate (XNNPACK) leaves to its own kernels, and how
+    many partitions it cuts the graph into, for an allocated interpreter. After allocation the
+    graph lists one DELEGATE node per partition after the model's own operators: an operator
+    whose output enters a partition, or that reads a partition's output without being one, runs
+    outside it."""
+    nodes = interpreter._get_ops_details()  # the only public-enough view of the graph
+    delegates = [op for op in nodes if op["op_name"] == "DELEGATE"]
+    if not delegates:
+        return set(), 0
+    count = len(nodes) - len(delegates)
+    entering = {int(t) for op in delegates for t in op["inputs"]}
+    leaving = {int(t) for op in delegates for t in op["outputs"]}
+    graph_outputs = {int(d["index"]) for d in interpreter.get_output_details()}
+    undelegated = set()
+    for index, op in enumerate(nodes[:count]):
+        outputs = {int(t) for t in op["outputs"]}
+        if outputs & leaving:
+            continue  # a partition produces it
+        if outputs & (entering | graph_outputs):
+            undelegated.add(index)  # it feeds a partition or ends the graph outside one
+    return undelegated, len(delegates)
+
+
 class TFLiteRuntime(RuntimeBase):
     name = "tflite"
 
@@ -90,6 +114,14 @@ class TFLiteRuntime(RuntimeBase):
                 return bool(CompiledModel.from_file(str(self.path)).is_fully_accelerated())
         except Exception:  # an older LiteRT without the compiled-model API
             return None
+
+    def unaccelerated_ops(self) -> list[str]:
+        try:
+            undelegated, _ = delegation(self._interpreter)
+        except Exception:  # noqa: BLE001 - an interpreter without the graph view: nothing to say
+            return []
+        nodes = self._interpreter._get_ops_details()
+        return sorted({str(nodes[i]["op_name"]) for i in undelegated})
 
     def close(self) -> None:
         self._interpreter = None

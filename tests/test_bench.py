@@ -159,3 +159,73 @@ def test_corrupt_model(cli, tmp_path, suffix: str) -> None:
     path.write_bytes(np.random.default_rng(1).bytes(2048))
     code, _ = bad(cli, str(path), "--runs", "3")
     assert code == ModelError.exit_code
+
+
+def test_a_partial_run_says_which_operators_were_left_out(cli, models) -> None:
+    """`accel. PARTIAL` alone tells a user nothing: the line under the table names what ran elsewhere."""
+    result = cli("bench", str(models["tflite"]), "--runs", "5", "--json")
+    measured = json.loads(result.stdout)["results"][0]["measured"]
+    if measured["fully_accelerated"] is not False:
+        pytest.skip("this LiteRT runs the whole int8 digits model in XNNPACK")
+    assert measured["unaccelerated_ops"], measured  # an int8 softmax stays outside XNNPACK
+    table = cli("bench", str(models["tflite"]), "--runs", "5")
+    note = next(line for line in table.stdout.splitlines() if line.startswith("PARTIAL "))
+    assert note.startswith("PARTIAL digits.tflite · tflite · auto threads: ")
+    assert all(kind in note for kind in measured["unaccelerated_ops"]) and "outside XNNPACK" in note
+
+
+def test_same_named_models_get_rows_that_tell_them_apart(cli, models, tmp_path) -> None:
+    import shutil
+
+    other = tmp_path / "copy" / "digits.tflite"
+    other.parent.mkdir()
+    shutil.copy(models["tflite"], other)
+    result = cli("bench", str(models["tflite"]), str(other), "--runs", "5")
+    assert result.exit_code == 0, result.stderr
+    assert f"{models['tflite'].parent.name}/digits.tflite" in result.stdout and "copy/digits.tflite" in result.stdout
+
+
+def test_a_format_a_device_lacks_is_left_out_not_fatal(cli, models) -> None:
+    """An OpenVINO IR on rpi4 (no OpenVINO there): the other rows are still predicted."""
+    args = ("bench", str(models["tflite"]), str(models["openvino"]), "--device", "rpi4", "--threads", "4")
+    document = json.loads(cli(*args, "--json").stdout)
+    assert [(Path(r["model"]).suffix, r["device"]) for r in document["results"]] == [(".tflite", "rpi4")]
+    assert document["skipped"] == [
+        {
+            "model": str(models["openvino"]),
+            "runtime": "openvino",
+            "device": "rpi4",
+            "reason": "profile rpi4 lists no openvino runtime; its runtimes are: tflite-xnnpack, onnxruntime-cpu",
+        }
+    ]
+    table = cli(*args)
+    assert table.exit_code == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert any(line.startswith("basis, rpi4: ") for line in lines)
+    assert "not predicted: digits.xml on rpi4: profile rpi4 lists no openvino runtime" in table.stdout
+    only = cli("bench", str(models["openvino"]), "--device", "rpi4")
+    assert only.exit_code == 14 and only.stderr.startswith("edgekit: error: profile rpi4 lists no openvino")
+
+
+def test_basis_lines_follow_the_rows_and_name_their_device(cli, models) -> None:
+    result = cli("bench", str(models["tflite"]), "--device", "rpi5,rpi4", "--threads", "4")
+    assert result.exit_code == 0, result.stderr
+    bases = [line.split(":")[0] for line in result.stdout.splitlines() if line.startswith("basis")]
+    assert bases == ["basis, rpi5", "basis, rpi4"]
+
+
+def test_the_band_keeps_the_digits_of_the_prediction() -> None:
+    from edgekit.units import format_ms
+
+    assert [format_ms(v) for v in (0.0421, 0.104, 1.934, 41.27, 412.6)] == ["0.042", "0.104", "1.93", "41.3", "413"]
+
+
+def test_an_onnx_model_on_a_device_install_names_onnxruntime_alone(cli, models, monkeypatch) -> None:
+    """A device has edgekit[device]: the advice for an .onnx is ONNX Runtime, not all of TensorFlow."""
+    import dataclasses
+
+    entry = dataclasses.replace(RUNTIMES["onnxruntime"], packages=("no_such_pkg",))
+    monkeypatch.setitem(RUNTIMES, "onnxruntime", entry)
+    code, line = bad(cli, str(models["onnx"]))
+    assert code == RuntimeUnavailable.exit_code
+    assert "install it with: pip install onnxruntime (or pip install 'edgekit[convert]'" in line

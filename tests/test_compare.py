@@ -77,6 +77,9 @@ def test_local_keras_against_two_edge_artifacts_with_report(cli, digits, tmp_pat
     for heading in ("Where the edge wins", "Per-class drift", "Break-even", "Size and memory"):
         assert heading in html
     assert html.count("data:image/png;base64,") >= 2 and "<script" not in html and "http://cdn" not in html
+    # TensorFlow was loaded in this process before the server model: its memory line says so, not "0 MB".
+    assert server["framework_preloaded"] and "MB to load (TensorFlow was in memory already)" in html
+    assert "<td>0 MB to load</td>" not in html
 
 
 def test_server_url_and_human_output(cli, digits, digits_server) -> None:
@@ -86,6 +89,14 @@ def test_server_url_and_human_output(cli, digits, digits_server) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert "model_int8.tflite: the edge answers sooner" in result.stdout
+    assert "ms (link included)" in result.stdout and "+ link" not in result.stdout
+
+
+def test_break_even_chart_speaks_of_a_crossing_only_where_there_is_one() -> None:
+    from edgekit.compare.charts import break_even_title
+
+    assert break_even_title([]).startswith("No break-even: the edge answers sooner at every round-trip time")
+    assert "above the crossing" in break_even_title([12.5])
 
 
 def test_break_even_crossover_and_verdicts() -> None:

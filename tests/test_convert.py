@@ -78,17 +78,26 @@ def test_detector_int8_keeps_float_outputs(example_copy) -> None:
     assert report["metric"]["name"] == "map50"
 
 
-def test_auto_ladder_picks_the_smallest_within_budget(example_copy) -> None:
+def test_auto_ladder_keeps_full_int8_when_it_is_within_budget(example_copy) -> None:
     folder = example_copy("digits-cnn")
     report = convert(request(folder / "model.keras", "tflite", None, max_drop=100.0))
-    rungs = report["ladder"]
-    assert [r["precision"] for r in rungs] == ["int8", "dynamic", "fp16", "fp32"]
-    # Everything passes a 100-point budget, so the smallest artifact wins (int8 and dynamic-range are
-    # close for a small CNN; which one is smaller is for the ladder to measure, not to assume).
-    smallest = min(rungs, key=lambda r: r["size_bytes"])
-    assert report["precision"] == smallest["precision"] and smallest["chosen"]
-    assert sum(r["chosen"] for r in rungs) == 1
-    assert sorted(p.name for p in folder.glob("model*.tflite")) == [f"model_{smallest['precision']}.tflite"]
+    # int8 is what integer kernels and NPUs run: within budget, it is kept even where dynamic-range
+    # would be a few bytes smaller, and the ladder climbs no further.
+    assert [r["precision"] for r in report["ladder"]] == ["int8"]
+    assert report["precision"] == "int8" and report["ladder"][0]["chosen"]
+    assert sorted(p.name for p in folder.glob("model*.tflite")) == ["model_int8.tflite"]
+
+
+def test_auto_ladder_climbs_past_a_rung_over_budget(example_copy, monkeypatch) -> None:
+    from edgekit.converters import pipeline
+
+    folder = example_copy("digits-cnn")
+    real = pipeline.metric_drop
+    drops = iter([50.0])  # the first rung checked (int8) is far over budget, the rest as measured
+    monkeypatch.setattr(pipeline, "metric_drop", lambda *a: next(drops, None) or real(*a))
+    report = convert(request(folder / "model.keras", "tflite", None, max_drop=1.0))
+    assert [r["precision"] for r in report["ladder"]] == ["int8", "dynamic"]
+    assert report["precision"] == "dynamic" and not report["ladder"][0]["passed"]
 
 
 def test_auto_with_no_rung_within_budget_keeps_fp32_and_fails(example_copy, cli, monkeypatch) -> None:
@@ -292,3 +301,16 @@ def test_negative_max_drop(cli, lone_model) -> None:
 def test_precision_the_target_does_not_support(cli, lone_model) -> None:
     result, line = run_bad(cli, lone_model.parent, str(lone_model), "--to", "onnx", "--quant", "fp16")
     assert result.exit_code == ConfigError.exit_code and "does not support --quant fp16" in line
+
+
+@pytest.mark.parametrize("flag", ["calib", "eval"])
+def test_data_of_a_kind_edgekit_cannot_read_is_refused_before_the_model_loads(trained, monkeypatch, flag) -> None:
+    from edgekit.converters import pipeline
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded before the data path was checked")
+
+    monkeypatch.setattr(pipeline, "_load_reference", never)
+    folder = trained["digits-cnn"]
+    with pytest.raises(DataError, match=f"--{flag} labels.txt: data must be .npz, .npy or a folder of images"):
+        convert(request(folder / "model.keras", "tflite", Precision.INT8, **{flag: folder / "labels.txt"}))

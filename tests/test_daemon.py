@@ -429,6 +429,72 @@ def test_config_file_errors_name_the_key(cli, tmp_path, detector) -> None:
     assert code == ConfigError.exit_code and "sorce" in line
 
 
+def test_a_misspelt_key_gets_the_closest_and_every_problem_is_listed(cli, tmp_path, detector) -> None:
+    config = tmp_path / "daemon.yaml"
+    config.write_text(f"model: {detector}\nbrokr: mqtt://hub:1883\nqos: 7\n")
+    code, line = bad_run(cli, "--config", str(config))
+    assert code == ConfigError.exit_code
+    assert "brokr: unknown setting (did you mean 'broker'?)" in line and "qos:" in line
+
+
+def test_a_first_connection_that_fails_is_one_warning_naming_the_broker(tmp_path, detector, video) -> None:
+    """A typo in --broker must not pass silently: one WARNING with the URL and the reason, then the
+    daemon goes on and keeps its results on disk."""
+    url = f"mqtt://127.0.0.1:{free_port()}"  # nothing listens there
+    daemon = start_daemon(tmp_path, str(detector), str(video), url, "typo", "--max-frames", "5")
+    out, _ = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0
+    warnings = [line for line in daemon_log(tmp_path).splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, warnings
+    assert f"cannot connect to the broker at {url}: Connection refused" in warnings[0]
+    assert "5 still buffered" in out
+
+
+def test_require_broker_makes_an_unreachable_broker_an_error(tmp_path, detector, video) -> None:
+    url = f"mqtt://127.0.0.1:{free_port()}"
+    daemon = start_daemon(tmp_path, str(detector), str(video), url, "strict", "--require-broker")
+    daemon.wait(timeout=60)
+    assert daemon.returncode == BrokerError.exit_code
+    lines = daemon_log(tmp_path).strip().splitlines()
+    assert lines[-1] == (
+        f"edgekit: error: cannot connect to the broker at {url}: Connection refused; check --broker, "
+        "or leave out --require-broker to buffer results until it answers"
+    )
+    assert not any("WARNING" in line for line in lines)  # the error says it once
+
+
+def test_run_and_watch_work_with_the_embedded_broker_alone(tmp_path, detector, video) -> None:
+    """What a bare laptop has: `edgekit broker` (amqtt, MQTT 3.1.1 only) and edgekit's own clients.
+    Both fall back from MQTT 5 by themselves; every result arrives, in order."""
+    from edgekit.daemon.embedded_broker import EmbeddedBroker
+
+    port = free_port()
+    url = f"mqtt://127.0.0.1:{port}"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    with EmbeddedBroker("127.0.0.1", port):
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "edgekit", "watch", "--broker", url, "--device-id", "laptop", "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        try:
+            time.sleep(4)  # watch connects (falling back to 3.1.1) and subscribes
+            daemon = start_daemon(tmp_path, str(detector), str(video), url, "laptop", "--require-broker")
+            out, _ = daemon.communicate(timeout=120)
+            assert daemon.returncode == 0, daemon_log(tmp_path)
+            assert "0 still buffered" in out
+            time.sleep(2)
+        finally:
+            watch.send_signal(signal.SIGINT)
+            printed, errors = watch.communicate(timeout=30)
+    assert watch.returncode == 0, errors
+    messages = [json.loads(line) for line in printed.splitlines()]
+    results = [m["payload"]["seq"] for m in messages if m["topic"] == "edgekit/laptop/results"]
+    assert results == list(range(90))
+    assert {"topic": "edgekit/laptop/status", "payload": "online"} in messages
+    log = daemon_log(tmp_path)
+    assert "speaking MQTT 3.1.1" in log and "WARNING" not in log
+
+
 def test_prometheus_metrics(tmp_path, broker, detector, video) -> None:
     import urllib.request
 

@@ -160,3 +160,13 @@ def test_analyze_bad_input(tmp_path: Path) -> None:
     for engine in (None, "onnxruntime"):
         with pytest.raises(ModelError, match="no operators"):
             analyze(tmp_path / "broken.onnx", engine)
+
+
+def test_analyze_cli_reports_the_xnnpack_partitions(cli, small_models: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    result = cli("analyze", str(small_models["tflite_int8"]))
+    assert result.exit_code == 0, result.stderr
+    graph = analyze(small_models["tflite_int8"])
+    line = next(line for line in result.stdout.splitlines() if line.startswith("XNNPACK"))
+    assert f"{graph.partitions} partition" in line
+    for kind in {op.kind for op in graph.ops if not op.delegated}:
+        assert kind in line

@@ -144,6 +144,10 @@ def test_calibrate_then_predict_this_machine(tflite_model: Path, tmp_path: Path)
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "profiles" / "host.yaml").exists()
+    # It ends by saying how well the fit holds, and no converter's traceback reached the terminal.
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("fit: each synthetic graph likewise: median ")  # --quick: synthetic graphs only
+    assert "Traceback" not in done.stderr
     again = run_edgekit("profiles", "calibrate", "--quick", env_extra=env)
     assert again.returncode == 7 and "--force" in again.stderr  # nothing overwritten silently
     listed = run_edgekit("profiles", "list", "--json", env_extra=env)
@@ -155,6 +159,23 @@ def test_calibrate_then_predict_this_machine(tflite_model: Path, tmp_path: Path)
     row = json.loads(bench.stdout)["results"][0]
     assert row["measured"]["p50_ms"] > 0  # host is this machine: measured beside predicted
     assert row["predicted"]["basis"].startswith("calibrated on this machine")
+
+
+def test_leave_one_out_of_a_calibration_predicts_each_model_without_it() -> None:
+    from edgekit.calibrate import Point, leave_one_out
+    from edgekit.features import TERMS, Features
+
+    rng = np.random.default_rng(0)
+    price = rng.uniform(0.5, 2.0, len(TERMS)) * 1e-9
+    points = []
+    for i in range(12):
+        amounts = rng.uniform(1e6, 1e8, len(TERMS))
+        extra = {"precision": "fp32", "unknown_ops": 0, "flops": 0.0, "weight_bytes": 0, "peak_activation_bytes": 0}
+        features = Features.from_dict({**dict(zip(TERMS, amounts, strict=True)), **extra})
+        points.append(Point(f"m{i}", "tflite", "fp32", 1, features, float(price @ amounts) * 1000))
+    errors = leave_one_out(points, price)
+    assert set(errors) == {p.model for p in points}
+    assert max(abs(e) for e in errors.values()) < 0.05  # an exact linear world is predicted from the rest
 
 
 def test_a_delegate_for_another_format_is_one_line_before_any_work(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -228,6 +228,20 @@ def test_serve_on_a_port_in_use_is_one_line(digits) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_busy_port_is_refused_before_the_model_loads(cli, digits, monkeypatch) -> None:
+    from edgekit.serve.model import ServedModel
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded before the port was checked")
+
+    monkeypatch.setattr(ServedModel, "load", never)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        result = cli("serve", str(digits), "--port", str(holder.getsockname()[1]))
+    assert result.exit_code == 3 and "is in use" in result.stderr
+
+
 def test_serve_missing_model_or_bad_name(cli, digits, tmp_path) -> None:
     missing = cli("serve", str(tmp_path / "nope.keras"))
     assert missing.exit_code == 5 and "does not exist" in missing.stderr

@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from edgekit import __version__
 from edgekit.cli import analyze, bench, compare, convert, daemon, demo, examples, profiles, serve
+from edgekit.cli.help import EdgekitCommand
 from edgekit.cli.output import stderr
 from edgekit.errors import EdgekitError, Interrupted
 from edgekit.quiet import debugging, quiet_tensorflow_import
@@ -70,16 +71,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(examples.app, name="examples")
-app.command("convert")(convert.convert)
-app.command("bench")(bench.bench)
-app.command("analyze")(analyze.analyze)
+app.command("convert", cls=EdgekitCommand)(convert.convert)
+app.command("bench", cls=EdgekitCommand)(bench.bench)
+app.command("analyze", cls=EdgekitCommand)(analyze.analyze)
 app.add_typer(profiles.app, name="profiles")
-app.command("run")(daemon.run)
-app.command("watch")(daemon.watch)
-app.command("broker")(daemon.broker)
-app.command("serve")(serve.serve)
-app.command("compare")(compare.compare)
-app.command("demo")(demo.demo)
+app.command("run", cls=EdgekitCommand)(daemon.run)
+app.command("watch", cls=EdgekitCommand)(daemon.watch)
+app.command("broker", cls=EdgekitCommand)(daemon.broker)
+app.command("serve", cls=EdgekitCommand)(serve.serve)
+app.command("compare", cls=EdgekitCommand)(compare.compare)
+app.command("demo", cls=EdgekitCommand)(demo.demo)
 
 
 def _show_version(value: bool) -> None:

@@ -56,6 +56,15 @@ def analyze(
         f"{human_bytes(graph.bytes)} moved per inference",
         markup=False,
     )
+    if graph.format == "tflite" and graph.partitions:
+        undelegated = sorted({op.kind for op in graph.ops if not op.delegated})
+        left = (
+            f"{', '.join(undelegated)} run outside it, on LiteRT's own kernels"
+            if undelegated
+            else "every operator runs inside it"
+        )
+        pieces = "partition" if graph.partitions == 1 else "partitions"
+        stdout.print(f"XNNPACK (LiteRT's CPU delegate): {graph.partitions} {pieces}; {left}", markup=False)
     if graph.unknown_kinds:
         stdout.print(
             f"unknown cost: {', '.join(graph.unknown_kinds)} (edgekit has no cost formula for these; "

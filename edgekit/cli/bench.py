@@ -16,6 +16,7 @@ from edgekit.cli.output import emit_json, human_bytes, print_wide, stderr, stdou
 from edgekit.errors import ConfigError, DeviceError, InputNotFoundError, OutputExistsError, UnknownNameError
 from edgekit.manifest import artifact_size
 from edgekit.outputs import atomic_file
+from edgekit.units import format_ms
 
 CSV_COLUMNS = (
     "model runtime threads size_bytes load_ms first_ms mean_ms std_ms cv p50_ms p90_ms p99_ms fps "
@@ -39,7 +40,51 @@ def parse_threads(text: str | None) -> list[int | None]:
     return values
 
 
-def _table(results: list[dict[str, Any]]) -> Table:
+def model_labels(models: list[Path]) -> dict[Path, str]:
+    """Row labels: a model's file name, or as much of its folder as tells same-named files apart."""
+    depth = dict.fromkeys(models, 1)
+
+    def label(model: Path) -> str:
+        return "/".join(model.parts[-depth[model] :])
+
+    while True:
+        seen: dict[str, list[Path]] = {}
+        for model in models:
+            seen.setdefault(label(model), []).append(model)
+        clashes = [group for group in seen.values() if len(set(group)) > 1]
+        grown = False
+        for group in clashes:
+            for model in set(group):
+                if depth[model] < len(model.parts):
+                    depth[model] += 1
+                    grown = True
+        if not grown:
+            return {model: label(model) for model in models}
+
+
+# Where each runtime's left-out operators run instead: what a PARTIAL costs the user.
+_OUTSIDE = {
+    "tflite": "run outside XNNPACK, on LiteRT's own kernels",
+    "openvino": "are not supported by the device plugin",
+}
+
+
+def _acceleration_notes(results: list[dict[str, Any]], labels: dict[str, str]) -> list[str]:
+    notes = []
+    for r in results:
+        m = r["measured"]
+        if m is None or m["fully_accelerated"] is not False:
+            continue
+        where = f"{labels[r['model']]} · {r['runtime']} · {r['threads'] or 'auto'} threads"
+        kinds = m.get("unaccelerated_ops") or []
+        if kinds:
+            notes.append(f"PARTIAL {where}: {', '.join(kinds)} {_OUTSIDE.get(r['runtime'], 'run outside it')}")
+        else:
+            notes.append(f"PARTIAL {where}: the runtime does not say which operators are left out")
+    return list(dict.fromkeys(notes))
+
+
+def _table(results: list[dict[str, Any]], labels: dict[str, str]) -> Table:
     table = Table(title="edgekit bench (latency in ms)")
     columns = ("model", "runtime", "thr", "size", "load", "first", "mean", "std", "p50", "p90", "p99", "fps", "RSS MB")
     for column in columns:
@@ -49,7 +94,7 @@ def _table(results: list[dict[str, Any]]) -> Table:
         m = r["measured"]
         accelerated = {True: "full", False: "PARTIAL", None: "?"}[m["fully_accelerated"]]
         table.add_row(
-            Path(r["model"]).name,
+            labels[r["model"]],
             r["runtime"],
             str(r["threads"] or "auto"),
             human_bytes(r["size_bytes"]),
@@ -111,7 +156,7 @@ def _devices(text: str | None, thread_counts: list[int | None]) -> list[Target]:
     return targets
 
 
-def _prediction_table(results: list[dict[str, Any]]) -> Table:
+def _prediction_table(results: list[dict[str, Any]], labels: dict[str, str]) -> Table:
     table = Table(title="edgekit bench: predicted per device (latency in ms)")
     columns = ("model", "device", "runtime", "thr", "predicted", "low–high", "measured", "error", "memory", "fallback")
     for column in columns:
@@ -126,15 +171,17 @@ def _prediction_table(results: list[dict[str, Any]]) -> Table:
         fits = f"{'fits' if p['fits_memory'] else 'DOES NOT FIT'} ({memory['need']:.0f}/{memory['available']:.0f} MB)"
         fallback = ", ".join(p["unsupported_ops"]) or "—"
         table.add_row(
-            Path(r["model"]).name, r["device"], p["runtime"], str(p["threads"] or "—"),
-            f"{p['latency_ms']:.2f}", f"{p['low_ms']:.1f}–{p['high_ms']:.1f}",
-            f"{m['p50_ms']:.2f}" if m else "—", error, fits, fallback,
+            labels[r["model"]], r["device"], p["runtime"], str(p["threads"] or "—"),
+            format_ms(p["latency_ms"]), f"{format_ms(p['low_ms'])}–{format_ms(p['high_ms'])}",
+            format_ms(m["p50_ms"]) if m else "—", error, fits, fallback,
         )  # fmt: skip
     return table
 
 
 def bench(
-    models: list[Path] = typer.Argument(..., help="Models to measure: .tflite, .onnx, OpenVINO .xml, .keras."),
+    models: list[Path] = typer.Argument(
+        ..., metavar="MODEL", help="Models to measure: .tflite, .onnx, OpenVINO .xml, .keras."
+    ),
     runtime: str = typer.Option(None, "--runtime", help="Runtime(s), comma-separated (default: by file type)."),
     threads: str = typer.Option(None, "--threads", help="Thread counts, comma-separated, e.g. 1,2,4."),
     runs: int = typer.Option(100, "--runs", help="Timed inferences per measurement."),
@@ -154,7 +201,7 @@ def bench(
     """Measure load time, first inference, latency percentiles, throughput and memory;
     with --device, predict them for other devices."""
     from edgekit.bench import BenchSettings, measure
-    from edgekit.data import Split, load_dataset
+    from edgekit.data import Split, check_data_path, load_dataset
     from edgekit.graph import analyze
     from edgekit.predict import choose_runtime, predict
     from edgekit.runtimes import RUNTIMES, load_runtime, runtime_for_path
@@ -167,8 +214,12 @@ def bench(
     for model in models:
         if not model.exists():
             raise InputNotFoundError(f"model {model} does not exist")
+    if data is not None:
+        check_data_path(data, "--data")
     targets = _devices(device, thread_counts)
     plan: list[tuple[Path, str, int | None, Target | None]] = []
+    skipped: list[dict[str, Any]] = []  # (model, device) pairs a profile cannot run: said, not fatal
+    first_refusal: DeviceError | None = None
     for model in models:
         names = runtime.split(",") if runtime else [runtime_for_path(model)]
         for name in names:
@@ -184,11 +235,20 @@ def bench(
                 plan += [(model, name, t, None) for t in thread_counts]
                 continue
             for target in targets:
-                choose_runtime(target.profile, name, target.runtime)  # a mismatch fails before any timing
+                try:
+                    choose_runtime(target.profile, name, target.runtime)  # checked before any timing
+                except DeviceError as exc:
+                    first_refusal = first_refusal or exc
+                    skipped.append(
+                        {"model": str(model), "runtime": name, "device": target.profile.name, "reason": exc.one_line()}
+                    )
+                    continue
                 if target.here:
                     RUNTIMES[name].load_class()
                 for t in thread_counts:
                     plan.append((model, name, t, target))
+    if not plan and first_refusal is not None:
+        raise first_refusal  # nothing at all can be predicted: that is the error
     if csv_out is not None and csv_out.exists() and not force:
         raise OutputExistsError(f"--csv {csv_out} already exists", hint="pass --force to overwrite it")
 
@@ -200,6 +260,8 @@ def bench(
         TimeElapsedColumn(),
         console=stderr,
         transient=True,
+        # Not a terminal: no bar at all (a transient one still leaves a blank line before an error).
+        disable=not stderr.is_terminal,
     ) as bar:
         graphs: dict[tuple[Path, str], Any] = {}
         for model, name, count, device_target in plan:
@@ -239,15 +301,23 @@ def bench(
         with atomic_file(csv_out, force=True) as staging:
             staging.write_text(_csv(results))
     if as_json:
-        emit_json({"results": results})
+        emit_json({"results": results, "skipped": skipped})
         return
+    labels = {str(model): text for model, text in model_labels(list(models)).items()}
     measured_rows = [r for r in results if r["measured"] is not None]
     if measured_rows:
-        print_wide(_table(measured_rows))
+        print_wide(_table(measured_rows, labels))
+        for note in _acceleration_notes(measured_rows, labels):
+            stdout.print(note, markup=False)
     if targets:
-        print_wide(_prediction_table(results))
-        for line in sorted({r["predicted"]["basis"] for r in results if r["predicted"]}):
-            stdout.print(f"basis: {line}", markup=False)
+        if any(r["predicted"] for r in results):
+            print_wide(_prediction_table(results, labels))
+        # One basis per device, in the table's order: what each device's figures rest on.
+        bases = dict.fromkeys((r["device"], r["predicted"]["basis"]) for r in results if r["predicted"])
+        for device_name, basis in bases:
+            stdout.print(f"basis, {device_name}: {basis}", markup=False)
+        for skip in skipped:
+            stdout.print(f"not predicted: {labels[skip['model']]} on {skip['device']}: {skip['reason']}", markup=False)
 
 
 def _row(

@@ -24,7 +24,7 @@ def _table(document: dict[str, Any]) -> Table:
         f"{server_metric['name']} {server_metric['server']:.4f}" if server_metric else "—",
         "", "",
         f"{latency['measured']['p50_ms']:.2f} ms",
-        f"{latency['with_link']['p50_ms']:.2f} ms + link",
+        f"{latency['with_link']['p50_ms']:.2f} ms (link included)",
         human_bytes(size) if size else "—",
     )  # fmt: skip
     for edge in document["edge"]:
@@ -44,10 +44,12 @@ def _table(document: dict[str, Any]) -> Table:
 
 def compare(
     more_edge: list[Path] = typer.Argument(
-        None, metavar="[ARTIFACT]...", help="More edge artifacts: `--edge a.tflite b.onnx` reads as two."
+        None, metavar="ARTIFACT", help="More edge artifacts: `--edge a.tflite b.onnx` reads as two."
     ),
     server: str = typer.Option(..., "--server", help="Server side: a TF Serving model URL or a local Keras model."),
-    edge: list[Path] = typer.Option(..., "--edge", help="Edge artifact(s): .tflite, .onnx, OpenVINO .xml (repeat)."),
+    edge: list[Path] = typer.Option(
+        ..., "--edge", metavar="ARTIFACT", help="Edge artifact(s): .tflite, .onnx, OpenVINO .xml (repeat)."
+    ),
     data: Path = typer.Option(..., "--data", help="Labelled data: an example's data.npz, an .npz, or image folder."),
     device: str = typer.Option(None, "--device", help="Predict the edge on this device profile (rpi4, pixel4…)."),
     rtt: float = typer.Option(0.0, "--rtt", help="Emulated round-trip time to the server, ms."),

@@ -24,7 +24,7 @@ def _metric_text(metric: dict[str, Any] | None) -> str:
 
 def _print_report(report: dict[str, Any]) -> None:
     if "ladder" in report:
-        ladder = Table(title="quantization ladder (smallest first)")
+        ladder = Table(title="quantization ladder (int8 first)")
         for column in ("precision", "size", "metric", "drop", "within budget", ""):
             ladder.add_column(column)
         for rung in report["ladder"]:
@@ -97,7 +97,9 @@ def convert(
     source: Path = typer.Argument(..., help="Model to convert: .keras, .h5, SavedModel folder, .tflite or .onnx."),
     to: str = typer.Option(..., "--to", help=f"Target format: {', '.join(FORMATS)}."),
     quant: str = typer.Option(
-        "fp32", "--quant", help="fp32, fp16, dynamic, int8, or auto (smallest within --max-drop)."
+        "fp32",
+        "--quant",
+        help="fp32, fp16, dynamic, int8, or auto (int8 → dynamic → fp16 → fp32: the first within --max-drop).",
     ),
     calib: Path = typer.Option(None, "--calib", help="Calibration data: .npz, .npy or a folder of images."),
     eval_data: Path = typer.Option(None, "--eval", help="Labeled evaluation data (default: the example's data.npz)."),
@@ -129,7 +131,9 @@ def convert(
         raise UnknownNameError("task", task, TASKS)
     precision = parse_precision(quant)
     if precision is None and max_drop is None:
-        log("note: --quant auto without --max-drop picks the smallest artifact that converts")
+        log(
+            "note: --quant auto without --max-drop keeps the first precision that converts (int8 with calibration data)"
+        )
     report = run_conversion(
         ConvertRequest(
             source=source,

@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from edgekit.cli.output import emit_json, stdout
-from edgekit.errors import BrokerError, ConfigError, require_extra
+from edgekit.errors import ConfigError, require_extra
 
 
 def _setup_logging() -> None:
@@ -39,6 +39,14 @@ def run(
     threads: int = typer.Option(None, "--threads", help="Inference threads."),
     stats_interval: float = typer.Option(None, "--stats-interval", help="Seconds between stats messages."),
     metrics_port: int = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
+    mqtt_version: str = typer.Option(
+        None, "--mqtt-version", help="auto (5, falling back to 3.1.1), 5 or 3.1.1.", metavar="VERSION"
+    ),
+    require_broker: bool = typer.Option(
+        None,
+        "--require-broker/--no-require-broker",
+        help="Exit (code 15) when the first connection to the broker fails, instead of buffering results.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="At the end, print the run's summary as JSON on stdout."),
 ) -> None:
     """Run a model on a camera or video and publish results over MQTT until stopped."""
@@ -65,6 +73,8 @@ def run(
             "threads": threads,
             "stats_interval": stats_interval,
             "metrics_port": metrics_port,
+            "mqtt_version": mqtt_version,
+            "require_broker": require_broker,
         },
     )
     _setup_logging()
@@ -89,22 +99,17 @@ def watch(
 ) -> None:
     """Print what devices publish: status, results and stats, live."""
     require_extra("paho", "device")
-    import paho.mqtt.client as mqtt
-
     from edgekit.daemon.mqtt import BrokerAddress
+    from edgekit.daemon.mqtt_protocol import connect_with_fallback, new_client
 
     address = BrokerAddress.parse(broker)
     if count is not None and count < 1:
         raise ConfigError(f"--count must be at least 1, got {count}")
     done = threading.Event()
     seen = 0
-    refused: list[str] = []
 
     def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        if reason_code.is_failure:
-            refused.append(str(reason_code))
-            done.set()
-            return
+        # Runs on every (re)connect: a restarted broker gets the subscription again.
         client.subscribe(f"edgekit/{device_id}/#", qos=1)
 
     def on_message(client: Any, userdata: Any, message: Any) -> None:
@@ -125,17 +130,13 @@ def watch(
         if count is not None and seen >= count:
             done.set()
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.on_connect = on_connect
-    client.on_message = on_message
-    try:
-        client.connect(address.host, address.port, keepalive=15)
-    except OSError as exc:
-        raise BrokerError(
-            f"cannot reach the broker at {address.host}:{address.port} ({exc.strerror or exc})",
-            hint="is it running? `edgekit broker` starts one",
-        ) from exc
-    client.loop_start()
+    def make_client(protocol: int) -> Any:
+        client = new_client(protocol)
+        client.on_connect = on_connect
+        client.on_message = on_message
+        return client
+
+    client = connect_with_fallback(make_client, address.host, address.port)
     try:
         done.wait(timeout=seconds)
     except KeyboardInterrupt:
@@ -143,8 +144,6 @@ def watch(
     finally:
         client.disconnect()
         client.loop_stop()
-    if refused:
-        raise BrokerError(f"the broker refused the connection: {refused[0]}")
 
 
 def broker(

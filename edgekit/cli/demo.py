@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from edgekit.cli.output import emit_json, human_bytes, log, stdout
+from edgekit.errors import BrokerError
 from edgekit.examples import get_example, train_example
 
 DEMO_EXAMPLE = "digits-cnn"
@@ -32,6 +33,60 @@ def _broker_port() -> tuple[int, object | None]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return port, EmbeddedBroker("127.0.0.1", port).start()
+
+
+class _DeliveryCounter:
+    """A subscriber on the demo's results topic: the proof that the results went through the broker."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        import threading
+
+        from edgekit.daemon.mqtt_protocol import connect_with_fallback, new_client
+
+        self.seqs: dict[str, set[int]] = {}
+        self._subscribed = threading.Event()
+        self._lock = threading.Lock()
+
+        def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+            client.subscribe(topic, qos=1)
+
+        def on_message(client: Any, userdata: Any, message: Any) -> None:
+            import json
+
+            try:
+                result = json.loads(message.payload)
+                with self._lock:
+                    self.seqs.setdefault(result["run_id"], set()).add(int(result["seq"]))
+            except (ValueError, KeyError, TypeError):
+                pass  # not a result of ours
+
+        def make_client(protocol: int) -> Any:
+            client = new_client(protocol)
+            client.on_connect = on_connect
+            client.on_subscribe = lambda *args: self._subscribed.set()
+            client.on_message = on_message
+            return client
+
+        self.client = connect_with_fallback(make_client, "127.0.0.1", port)
+        if not self._subscribed.wait(10):
+            self.close()
+            raise BrokerError(f"the broker on port {port} did not confirm the demo's subscription")
+
+    def delivered(self, run_id: str, expected: int, wait_s: float = 10.0) -> int:
+        import time
+
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                count = len(self.seqs.get(run_id, ()))
+            if count >= expected:
+                return count
+            time.sleep(0.05)
+        return count
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 def _daemon_step(workdir: Path, force: bool) -> dict[str, Any]:
@@ -68,12 +123,26 @@ def _daemon_step(workdir: Path, force: bool) -> dict[str, Any]:
         device_id="demo",
         buffer=workdir / "outbox.sqlite",
         stats_interval=2.0,
+        require_broker=True,
     )
+    which = "Mosquitto on 127.0.0.1:1883" if embedded is None else f"embedded broker on port {port}"
     try:
-        summary = Daemon(config, on_result=show).run()
+        counter = _DeliveryCounter(port, "edgekit/demo/results")
+        try:
+            daemon = Daemon(config, on_result=show)
+            summary = daemon.run()
+            delivered = counter.delivered(daemon.run_id, summary["results"])
+        finally:
+            counter.close()
     finally:
         if embedded is not None:
             embedded.stop()  # type: ignore[attr-defined]
+    if delivered < summary["results"]:
+        raise BrokerError(
+            f"the demo's daemon produced {summary['results']} results but only {delivered} arrived through the {which}",
+            hint="rerun with --debug to see the broker's and the daemon's log",
+        )
+    summary["delivered"] = delivered
     return {
         "train": shapes,
         "convert": edge,
@@ -141,7 +210,10 @@ def demo(
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists and is not empty."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout; logs go to stderr."),
 ) -> None:
-    """Train the digit classifier on the server, convert it for the edge, and show the numbers."""
+    """The whole story on this machine: train the digit classifier on the "server", convert it for the edge
+    (TFLite int8, OpenVINO fp16) and predict it on devices, run the camera daemon (the shapes detector on a
+    recording, over MQTT: the local Mosquitto or an embedded broker), and compare server and edge in an HTML
+    report."""
     spec = get_example(DEMO_EXAMPLE)
     workdir = Path(out) if out else Path(tempfile.mkdtemp(prefix="edgekit-demo-"))
     model_dir = workdir / "digits"
@@ -200,7 +272,7 @@ def demo(
         f"4. Daemon: shapes detector int8 on a 640×480 recording → MQTT edgekit/demo/results "
         f"({'embedded broker' if camera['embedded_broker'] else 'local Mosquitto'}): {daemon['results']} results "
         f"at {daemon['results_per_s']:.0f}/s, {daemon['skipped_frames']} stale frames skipped, "
-        f"p50 {daemon['latency_p50_ms']:.1f} ms, {daemon['buffered']} left unsent; per result: "
+        f"p50 {daemon['latency_p50_ms']:.1f} ms, {daemon['delivered']} delivered to a subscriber; per result: "
         + ", ".join(f"{k} {v:.2f} ms" for k, v in stages.items())
     )
     served, (int8,) = versus["server"]["latency"], versus["edge"]

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from edgekit.cli.help import EdgekitCommand
 from edgekit.cli.output import emit_json, human_bytes, log, stdout
 from edgekit.examples import EXAMPLES, train_example
 
@@ -16,7 +17,7 @@ app = typer.Typer(help="The course's example models, trained on the server.", no
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document on stdout; logs go to stderr.")
 
 
-@app.command("list")
+@app.command("list", cls=EdgekitCommand)
 def list_examples(as_json: bool = JSON_OPTION) -> None:
     """List the example models, their task and the quality each must reach."""
     rows: list[dict[str, Any]] = [
@@ -60,7 +61,7 @@ def print_training_summary(result: dict[str, Any]) -> None:
     stdout.print(table)
 
 
-@app.command("train")
+@app.command("train", cls=EdgekitCommand)
 def train(
     name: str = typer.Argument(..., help="Example to train (see `edgekit examples list`)."),
     out: Path = typer.Option(

@@ -11,6 +11,7 @@ import typer
 import yaml
 from rich.table import Table
 
+from edgekit.cli.help import EdgekitCommand
 from edgekit.cli.output import emit_json, log, print_wide, stdout
 from edgekit.errors import ConfigError, OutputExistsError
 
@@ -23,7 +24,7 @@ def _peak_gflops(profile: Any, precision: str) -> float:
     return peak_flops(profile, "cpu", precision, profile.cpu.cores) / 1e9
 
 
-@app.command("list")
+@app.command("list", cls=EdgekitCommand)
 def list_profiles(as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout.")) -> None:
     """Every profile --device accepts: shipped ones and calibrated ones."""
     from edgekit.profiles import load_profile, profile_names, user_profile_names
@@ -63,7 +64,7 @@ def list_profiles(as_json: bool = typer.Option(False, "--json", help="Print one 
     print_wide(table, min_width=120)
 
 
-@app.command("show")
+@app.command("show", cls=EdgekitCommand)
 def show(
     name: str = typer.Argument(..., help="Profile name (see `edgekit profiles list`) or a YAML file."),
     as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON."),
@@ -132,7 +133,7 @@ def show(
         say(f"  notes: {p.notes}", markup=False)
 
 
-@app.command("validate")
+@app.command("validate", cls=EdgekitCommand)
 def validate(
     files: list[Path] = typer.Argument(None, help="Profile YAML files (default: every shipped profile)."),
 ) -> None:
@@ -156,7 +157,7 @@ def validate(
         raise failures[-1]
 
 
-@app.command("calibrate")
+@app.command("calibrate", cls=EdgekitCommand)
 def calibrate(
     name: str = typer.Option("host", "--name", help="Name of the profile to write (used with --device)."),
     runtime: str = typer.Option("tflite,onnxruntime", "--runtime", help="Engines to calibrate, comma-separated."),
@@ -164,13 +165,14 @@ def calibrate(
     threads: str = typer.Option(None, "--threads", help="Thread counts (default: 1 and all cores)."),
     quick: bool = typer.Option(False, "--quick", help="A small synthetic set (about a minute): a rough profile."),
     seconds: float = typer.Option(1.5, "--seconds", help="Timing per model and setting."),
-    output: Path = typer.Option(None, "--output", help="Write here instead of the profile folder."),
+    output: Path = typer.Option(None, "--out", "--output", help="Write here instead of the profile folder."),
     force: bool = typer.Option(False, "--force", help="Replace an existing profile of that name."),
 ) -> None:
     """Time a fixed set of models here and fit a profile of this machine, for `--device NAME`."""
     import re
 
     from edgekit.calibrate import calibrate as run_calibration
+    from edgekit.calibrate import leave_one_out_summary
     from edgekit.cli.bench import parse_threads
     from edgekit.errors import require_extra
     from edgekit.host import usable_cores
@@ -222,3 +224,17 @@ def calibrate(
             + yaml.safe_dump(profile.model_dump(mode="json", exclude_none=True), sort_keys=False, width=110)
         )
     stdout.print(f"wrote {target}; predict with --device {name}", markup=False)
+    held = leave_one_out_summary(profile)
+    if held is not None:
+        parts = []
+        if held.networks_median is not None and held.networks_worst is not None:
+            parts.append(
+                f"each network predicted by a fit made without it: median error {100 * held.networks_median:.1f} %, "
+                f"worst {100 * held.networks_worst:.1f} % ({held.networks} predictions)"
+            )
+        if held.synthetic_median is not None:
+            parts.append(
+                f"each synthetic graph likewise: median {100 * held.synthetic_median:.1f} % "
+                f"({held.synthetic} predictions; each is the main witness of its own term)"
+            )
+        stdout.print("fit: " + "; ".join(parts), markup=False)

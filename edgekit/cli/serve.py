@@ -35,8 +35,14 @@ def serve(
         raise ConfigError(f"--max-request-mb must be positive, got {max_request_mb}")
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}")
-    served = ServedModel.load(model, name, runtime=runtime, threads=threads)
-    sock = bind(host, port)  # after loading: a model that fails to load never holds the port
+    # Bound first, so a busy port is one line before the model spends seconds loading; released
+    # again if the model fails to load.
+    sock = bind(host, port)
+    try:
+        served = ServedModel.load(model, name, runtime=runtime, threads=threads)
+    except BaseException:
+        sock.close()
+        raise
     bound_port = sock.getsockname()[1]
     app = create_app({served.name: served}, max_request_bytes=int(max_request_mb * 2**20))
     base = f"http://{host}:{bound_port}/v1/models/{served.name}"

@@ -60,6 +60,13 @@ def latency_chart(document: dict[str, Any]) -> bytes:
     return _png(figure)
 
 
+def break_even_title(crossovers: list[float]) -> str:
+    """A crossing only where there is one: an edge faster at every RTT has no break-even."""
+    if crossovers:
+        return "Break-even: above the crossing the edge answers sooner"
+    return "No break-even: the edge answers sooner at every round-trip time"
+
+
 def break_even_chart(document: dict[str, Any]) -> bytes:
     """End-to-end latency against round-trip time: the server's line rises, the edge's is flat."""
     from matplotlib.figure import Figure
@@ -89,7 +96,7 @@ def break_even_chart(document: dict[str, Any]) -> bytes:
     axes.set_ylim(bottom=0)
     axes.set_xlabel("round-trip time to the server, ms")
     axes.set_ylabel("end-to-end latency per sample, ms")
-    axes.set_title("Break-even: above the crossing the edge answers sooner")
+    axes.set_title(break_even_title(crossovers))
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="upper left")
     return _png(figure)

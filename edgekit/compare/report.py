@@ -152,7 +152,11 @@ def _latency(document: dict[str, Any]) -> str:
 def _sizes(document: dict[str, Any]) -> str:
     server = document["server"]
     server_size = human_bytes(server["size_bytes"]) if server.get("size_bytes") else "— (remote)"
-    server_memory = f"{server['load_rss_mb']:.0f} MB to load" if server.get("load_rss_mb") is not None else "—"
+    server_memory = "—"
+    if server.get("load_rss_mb") is not None:
+        server_memory = f"{server['load_rss_mb']:.1f} MB to load"
+        if server.get("framework_preloaded"):
+            server_memory += " (TensorFlow was in memory already)"
     rows = [["server model", server_size, server_memory, "—"]]
     for edge in document["edge"]:
         device = edge["memory"]["device"]

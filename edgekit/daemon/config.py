@@ -34,7 +34,12 @@ class DaemonConfig(BaseModel):
         default_factory=_default_device_id, pattern=r"^[A-Za-z0-9_-]+$", description="topic prefix edgekit/<device_id>/"
     )
     qos: Literal[0, 1, 2] = Field(1, description="QoS of results")
-    mqtt_version: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version")
+    mqtt_version: Literal["auto", "5", "3.1.1"] = Field(
+        "auto", description="MQTT protocol version; auto speaks 5 and falls back to 3.1.1 for brokers without it"
+    )
+    require_broker: bool = Field(
+        False, description="stop with an error when the first connection to the broker fails, instead of buffering"
+    )
     username: str | None = Field(None, description="broker user name")
     password_env: str = Field("EDGEKIT_MQTT_PASSWORD", description="environment variable holding the password")
     password_file: Path | None = Field(None, description="file holding the password (first line)")
@@ -79,13 +84,23 @@ class DaemonConfig(BaseModel):
         return os.environ.get(self.password_env) or None
 
 
-def _format(exc: ValidationError, origin: str) -> str:
-    first = exc.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    value = first.get("input")
+def _describe(error: Any) -> str:
+    key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        import difflib
+
+        close = difflib.get_close_matches(str(error["loc"][-1]), list(DaemonConfig.model_fields), n=1, cutoff=0.6)
+        return f"{key}: unknown setting" + (f" (did you mean '{close[0]}'?)" if close else "")
+    value = error.get("input")
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own message
-    return f"{origin}: {key}: {message}{shown}"
+    message = error["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own message
+    return f"{key}: {message}{shown}"
+
+
+def _format(exc: ValidationError, origin: str) -> str:
+    """Every problem at once, each with its key: fixing a config one error per run is slow."""
+    problems = [_describe(error) for error in exc.errors()]
+    return f"{origin}: " + "; ".join(problems)
 
 
 def load_config(path: Path | None, overrides: dict[str, Any]) -> DaemonConfig:

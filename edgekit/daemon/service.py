@@ -23,9 +23,10 @@ import numpy as np
 from edgekit.daemon.capture import CaptureThread, LatestFrame, check_source
 from edgekit.daemon.config import DaemonConfig
 from edgekit.daemon.mqtt import BrokerSettings, DaemonLink
+from edgekit.daemon.mqtt_protocol import MqttVersion
 from edgekit.daemon.outbox import OfflineBuffer
 from edgekit.daemon.processing import ModelContract
-from edgekit.errors import InputNotFoundError
+from edgekit.errors import BrokerError, InputNotFoundError
 from edgekit.runtimes import load_runtime
 
 log = logging.getLogger("edgekit.daemon")
@@ -33,6 +34,8 @@ log = logging.getLogger("edgekit.daemon")
 
 # Results between decisions on which thread preprocesses.
 BALANCE_EVERY = 32
+# With --require-broker: how long the first connection may take before the daemon gives up.
+REQUIRED_BROKER_WAIT_S = 10.0
 
 
 class Daemon:
@@ -101,7 +104,13 @@ class Daemon:
         outbox = OfflineBuffer(config.outbox_path(), config.buffer_max)
         if len(outbox):
             log.info("%d results from an earlier run are waiting in %s", len(outbox), outbox.path)
-        link = DaemonLink(self._broker_settings(), config.device_id, outbox, self.handle_command)
+        link = DaemonLink(
+            self._broker_settings(),
+            config.device_id,
+            outbox,
+            self.handle_command,
+            warn_first_failure=not config.require_broker,
+        )
         mailbox = LatestFrame()
         capture = CaptureThread(
             config.source,
@@ -117,6 +126,16 @@ class Daemon:
 
             self._metrics = MetricsExporter(config.metrics_port, config.device_id)
         link.start()
+        if config.require_broker:
+            reason = link.wait_first_connection(REQUIRED_BROKER_WAIT_S)
+            if reason is not None:
+                link.stop(drain_seconds=0)
+                outbox.close()
+                runtime.close()
+                raise BrokerError(
+                    f"cannot connect to the broker at {link.settings.url_shown}: {reason}",
+                    hint="check --broker, or leave out --require-broker to buffer results until it answers",
+                )
         capture.start()
         next_stats = time.monotonic() + config.stats_interval
         try:
@@ -207,7 +226,7 @@ class Daemon:
             cert_file=c.cert_file,
             key_file=c.key_file,
             tls_insecure=c.tls_insecure,
-            protocol=5 if c.mqtt_version == "5" else 4,
+            version=MqttVersion(c.mqtt_version),
         )
 
     def stats(
@@ -236,6 +255,7 @@ class Daemon:
             "broker_connects": link.connects,
             "broker_refusals": link.refusals,
             "connected": link.connected.is_set(),
+            "mqtt_version": link.protocol_version,
             "paused": self.paused,
             "threshold": self.threshold,
         }
