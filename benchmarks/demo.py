@@ -83,7 +83,10 @@ def run_demo(python: Path, out: Path, isolated: bool) -> dict:
     if isolated:
         command = no_network_prefix() + command
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
+    # From the run's own folder: `python -m` puts the working directory first on the path, and
+    # this checkout's edgekit/ must not shadow the one under test.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800, cwd=out.parent)
     wall = time.perf_counter() - start
     found = re.search(r"\((embedded broker|local Mosquitto)\): (\d+) results at .*?(\d+) delivered", done.stdout)
     foreign = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith(OWN_STDERR)]

@@ -38,16 +38,29 @@ class TFLiteOptions:
     notes: list[str] = field(default_factory=list)
 
 
-def _static_batch_copy(model: Any) -> Any:
-    """The same model rebuilt with batch size 1 on every input, sharing no state but weights."""
+def fixed_shape_copy(model: Any, shapes: list[tuple[int, ...]] | None = None) -> Any:
+    """The same model rebuilt with fixed input shapes (``shapes`` in the model's input order; else
+    batch 1 on every input), sharing no state but weights. By position: a loaded model's input
+    tensors are named ``keras_tensor`` while its input layers are ``input_layer``."""
     import keras
 
+    from edgekit.errors import ConversionError
+
     config = model.get_config()
-    for layer in config.get("layers", []):
-        if layer.get("class_name") == "InputLayer":
-            shape = layer["config"].get("batch_shape") or layer["config"].get("batch_input_shape")
-            key = "batch_shape" if "batch_shape" in layer["config"] else "batch_input_shape"
-            layer["config"][key] = [1, *shape[1:]]
+    order = config.get("input_layers") or []
+    if order and isinstance(order[0], str):  # one input: [name, node, tensor]
+        order = [order]
+    names = [entry[0] for entry in order]
+    layers = {layer.get("name") or layer["config"].get("name"): layer for layer in config.get("layers", [])}
+    inputs = [layers[name] for name in names if name in layers] or [
+        layer for layer in config.get("layers", []) if layer.get("class_name") == "InputLayer"
+    ]
+    if shapes is not None and len(inputs) != len(shapes):
+        raise ConversionError(f"cannot fix the inputs of this Keras model at --shape ({len(inputs)} input layers)")
+    for index, layer in enumerate(inputs):
+        key = "batch_shape" if "batch_shape" in layer["config"] else "batch_input_shape"
+        shape = layer["config"].get(key)
+        layer["config"][key] = list(shapes[index]) if shapes is not None else [1, *shape[1:]]
     rebuilt = keras.Model.from_config(config)
     rebuilt.set_weights(model.get_weights())
     return rebuilt
@@ -58,7 +71,7 @@ def _representative(model: Any, data: Dataset) -> Callable[[], Iterator[list[np.
 
     def generate() -> Iterator[list[np.ndarray]]:
         for i in range(len(data)):
-            yield [data.inputs[key][i : i + 1] for key in keys]
+            yield [data.sample(i, key) for key in keys]
 
     return generate
 
@@ -134,7 +147,7 @@ def keras_to_tflite(model: Any, out: Path, options: TFLiteOptions) -> Path:
                 "the model needs a static batch for TFLite builtins (LSTM): rebuilt with a batch-1 input "
                 "and the same weights"
             )
-            content = _convert_once(_static_batch_copy(model), options)
+            content = _convert_once(fixed_shape_copy(model), options)
     except Exception as exc:
         message = str(exc)
         ops = _unsupported_ops(message)

@@ -1,12 +1,8 @@
 """The converter pipeline: plan the steps, convert, check against the source, gate, write.
 
-A plan is data, an ordered list of named steps (as tf2onnx's optimizer passes are):
-
-    keras  → tflite    keras_to_tflite
-    keras  → onnx      keras_to_onnx [→ quantize_onnx]
-    tflite → onnx      tflite_to_onnx [→ quantize_onnx]
-    onnx   → onnx      quantize_onnx
-    any    → openvino  to_openvino (fp16 compression or NNCF int8 inside)
+A plan is data, an ordered list of named steps run through one table of step functions
+(``edgekit.converters.steps``). Inputs are resolved once (``edgekit.inputs``): the artifact is
+checked at those shapes, and fixed at them where ``--shape`` was given.
 
 Every artifact is checked with the real runtime of its format against the source run on its
 own runtime: parity per output, the task metric before and after, and the ``--max-drop`` gate.
@@ -26,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.converters.steps import ADOPT, STEPS, StepInput, plan
 from edgekit.data import (
     DEFAULT_CALIBRATION_SAMPLES,
     Dataset,
@@ -34,12 +31,14 @@ from edgekit.data import (
     load_dataset,
     match_inputs,
 )
-from edgekit.errors import ConfigError, ConversionError, DataError, OutputError, OutputExistsError
+from edgekit.errors import ConfigError, ConversionError, DataError, ModelError, OutputError, OutputExistsError
 from edgekit.formats import Format, Precision, SourceKind, check_precision, source_kind
+from edgekit.inputs import ResolvedInput, ShapeRequest, random_inputs, random_values_note, resolve, shapes_of
 from edgekit.manifest import (
     manifest_path,
     model_description,
     now_iso,
+    read_manifest,
     sha256_of,
     size_of,
     tool_versions,
@@ -71,6 +70,9 @@ class ConvertRequest:
     preprocessing: dict[str, Any] | None = None
     # The task for a model with no example.json or manifest (classification, regression, …).
     task: str | None = None
+    # --shape: the input sizes to check the artifact at; the artifact is fixed at them.
+    shapes: ShapeRequest = field(default_factory=lambda: ShapeRequest({}))
+    labels: list[str] | None = None  # class names for a model with no example.json or manifest
 
 
 @dataclass
@@ -89,6 +91,7 @@ class Candidate:
     notes: list[str] = field(default_factory=list)
     inputs: list[dict[str, Any]] = field(default_factory=list)  # tensor specs as the runtime sees them
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    layout: dict[str, Any] = field(default_factory=dict)  # axes a converter moved (onnx2tf's NHWC)
 
     @property
     def passed(self) -> bool:
@@ -108,6 +111,7 @@ class Context:
     evaluation: Dataset
     reference_outputs: list[np.ndarray]
     reference_metric: Any
+    resolved: list[ResolvedInput] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -116,21 +120,7 @@ class Context:
 
 
 # ---------------------------------------------------------------------------------------------
-# planning
-
-
-def plan(kind: SourceKind, target: Format, precision: Precision) -> list[str]:
-    if kind not in target.sources:
-        sources = ", ".join(s.value for s in target.sources)
-        raise ConfigError(f"edgekit converts to {target.name} from {sources}, not from {kind.value}")
-    if target.name == "tflite":
-        return ["keras_to_tflite"]
-    if target.name == "onnx":
-        first = {SourceKind.KERAS: ["keras_to_onnx"], SourceKind.TFLITE: ["tflite_to_onnx"], SourceKind.ONNX: []}[kind]
-        if precision is Precision.FP32 and not first:
-            raise ConfigError("the source is already an fp32 ONNX model", hint="choose --quant dynamic or int8")
-        return first + ([] if precision is Precision.FP32 else ["quantize_onnx"])
-    return ["to_openvino"]
+# outputs
 
 
 def default_output(source: Path, target: Format, precision: Precision) -> Path:
@@ -145,10 +135,14 @@ def _outputs_of(artifact: Path, target: Format) -> list[Path]:
     return [artifact, *companions, manifest_path(artifact)]
 
 
-def check_outputs(artifact: Path, target: Format, *, force: bool) -> None:
+def check_outputs(artifact: Path, target: Format, *, force: bool, source: Path | None = None) -> None:
+    """``source``: an adopted artifact written over itself; only its manifest may not exist yet."""
     if artifact.suffix != target.suffix:
         raise ConfigError(f"--out {artifact} should end in {target.suffix} for --to {target.name}")
-    existing = [p for p in _outputs_of(artifact, target) if p.exists()]
+    itself = set()
+    if source is not None and source.exists() and artifact.absolute().resolve() == source.absolute().resolve():
+        itself = {artifact, *[artifact.with_suffix(s) for s in target.companion_suffixes]}
+    existing = [p for p in _outputs_of(artifact, target) if p.exists() and p not in itself]
     if existing and not force:
         raise OutputExistsError(f"{existing[0]} already exists", hint="pass --force to overwrite it")
     if any(p.is_dir() for p in existing):
@@ -170,20 +164,15 @@ def check_outputs(artifact: Path, target: Format, *, force: bool) -> None:
 def predict_all(runtime: Runtime, data: Dataset, batch: int = 256) -> list[np.ndarray]:
     """Outputs of ``runtime`` on every sample, in batches where the model allows it."""
     mapping = match_inputs(list(data.inputs), runtime.inputs, Path(data.origin).name or "data")
-    outputs = run_batched(runtime, {mapping[k]: v for k, v in data.inputs.items() if k in mapping}, batch)
+    whole = frozenset(mapping[k] for k in data.whole if k in mapping)
+    outputs = run_batched(runtime, {mapping[k]: v for k, v in data.inputs.items() if k in mapping}, batch, whole)
     return [outputs[spec.name] for spec in runtime.outputs]
 
 
-def random_dataset(runtime: Runtime, count: int = RANDOM_PARITY_SAMPLES) -> Dataset:
-    rng = np.random.default_rng(0)
-    inputs = {}
-    for spec in runtime.inputs:
-        shape = (count, *[d or 1 for d in spec.shape[1:]])
-        if spec.float_dtype.startswith("float"):
-            inputs[spec.name] = rng.uniform(0, 1, size=shape).astype(spec.float_dtype)
-        else:
-            inputs[spec.name] = rng.integers(0, 2, size=shape).astype(spec.dtype)
-    return Dataset(inputs, origin="random inputs")
+def random_dataset(resolved: list[ResolvedInput], count: int = RANDOM_PARITY_SAMPLES) -> Dataset:
+    """``count`` random samples at the resolved shapes, each one whole input (edgekit.inputs)."""
+    inputs = random_inputs(resolved, count)
+    return Dataset(inputs, origin=random_values_note(resolved), whole=frozenset(inputs))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,56 +183,98 @@ def _run_steps(ctx: Context, precision: Precision, staging: Path, name: str) -> 
     request = ctx.request
     steps = plan(ctx.kind, request.target, precision)
     start = time.perf_counter()
-    notes: list[str] = []
-    current: Path = request.source
     artifact = staging / f"{name}{request.target.suffix}"
-    for step in steps:
-        if step == "keras_to_tflite":
-            from edgekit.converters.keras_to_tflite import TFLiteOptions, keras_to_tflite
-
-            options = TFLiteOptions(
-                precision=precision,
-                calibration=ctx.calibration,
-                float_output=ctx.is_detector,
-                allow_flex=request.allow_flex,
-            )
-            current = keras_to_tflite(ctx.keras_model, artifact, options)
-            notes += options.notes
-        elif step == "keras_to_onnx":
-            from edgekit.converters.to_onnx import keras_to_onnx
-
-            current = keras_to_onnx(ctx.keras_model, staging / "fp32.onnx" if len(steps) > 1 else artifact)
-        elif step == "tflite_to_onnx":
-            from edgekit.converters.to_onnx import tflite_to_onnx
-
-            current = tflite_to_onnx(current, staging / "fp32.onnx" if len(steps) > 1 else artifact)
-        elif step == "quantize_onnx":
-            from edgekit.converters.to_onnx import quantize_onnx
-
-            current = quantize_onnx(current, artifact, precision, ctx.calibration, keep_head_float=ctx.is_detector)
-            if ctx.is_detector and precision is Precision.INT8:
-                notes.append("detector head kept in float")
-        elif step == "to_openvino":
-            from edgekit.converters.to_openvino import to_openvino
-
-            source = ctx.keras_model if ctx.kind is SourceKind.KERAS else current
-            current = to_openvino(source, artifact, precision, ctx.calibration, keep_head_float=ctx.is_detector)
-        else:  # pragma: no cover - plan() only names the steps above
-            raise ConversionError(f"unknown pipeline step {step}")
+    step = StepInput(
+        source=request.source,
+        kind=ctx.kind,
+        current=request.source,
+        out=artifact,
+        precision=precision,
+        keras_model=ctx.keras_model,
+        calibration=ctx.calibration,
+        shapes=shapes_of(ctx.resolved),
+        fix_shapes=bool(request.shapes),
+        detector=ctx.is_detector,
+        allow_flex=request.allow_flex,
+    )
+    for index, step_name in enumerate(steps):
+        last = index == len(steps) - 1
+        step.out = artifact if last else staging / f"step{index}.onnx"
+        step.current = STEPS[step_name](step)
+    notes = step.notes
     if ctx.is_detector and precision is Precision.INT8 and request.target.name != "onnx":
         notes.append("detector outputs kept in float")
     files = [artifact, *[artifact.with_suffix(s) for s in request.target.companion_suffixes]]
-    return Candidate(precision, artifact, files, steps, time.perf_counter() - start, notes=notes)
+    if steps == [ADOPT]:
+        from edgekit.graph import analyze
+
+        found = analyze(artifact, shapes=_artifact_shapes(ctx, artifact)).precision
+        precision = Precision(found) if found in Precision._value2member_map_ else precision
+    return Candidate(precision, artifact, files, steps, time.perf_counter() - start, notes=notes, layout=step.layout)
+
+
+def _artifact_shapes(ctx: Context, artifact: Path) -> dict[str, tuple[int, ...]]:
+    """The resolved source shapes, keyed by the artifact's own input names."""
+    from edgekit.graph import model_inputs
+
+    specs = model_inputs(artifact)
+    shapes = shapes_of(ctx.resolved)
+    mapping = match_inputs(list(shapes), specs, artifact.name)
+    return {mapping[name]: shape for name, shape in shapes.items() if name in mapping}
+
+
+def _channels_last(data: Dataset, orders: dict[str, tuple[int, ...]]) -> Dataset:
+    """``data`` with the named inputs' axes moved as the artifact lays them out (NCHW → NHWC)."""
+    inputs = {}
+    for key, array in data.inputs.items():
+        order = orders.get(key)
+        if order is None:
+            inputs[key] = array
+        elif key in data.whole:  # (N, 1, C, H, W): the order applies past the stacking axis
+            inputs[key] = array.transpose(0, *(i + 1 for i in order))
+        else:  # (N, C, H, W): the batch axis is the stacking axis
+            inputs[key] = array.transpose(order)
+    return Dataset(inputs, data.labels, data.boxes, data.origin, list(data.notes), data.whole)
 
 
 def _check(ctx: Context, candidate: Candidate) -> None:
     """Parity, metric and gate of a staged artifact, run with its format's real runtime."""
+    from edgekit.runtimes.base import describe_shapes
+
     candidate.size_bytes = sum(size_of(f) for f in candidate.files)
+    evaluation = ctx.evaluation
     with load_runtime(candidate.staged, ctx.request.target.runtime) as runtime:
-        outputs = predict_all(runtime, ctx.evaluation)
+        if candidate.layout.get("channels_last"):
+            evaluation, candidate.layout = _nhwc_evaluation(ctx, runtime)
+        try:
+            outputs = predict_all(runtime, evaluation)
+        except ModelError as exc:
+            shapes = describe_shapes(shapes_of(ctx.resolved))
+            raise ConversionError(
+                f"the {ctx.request.target.name} {candidate.precision.value} artifact does not run at input shapes "
+                f"{shapes}: {exc.message.split(': ', 1)[-1]}"
+            ) from exc
+        if candidate.layout.get("channels_last"):
+            from edgekit.converters.onnx_to_tflite import align_outputs
+
+            outputs, candidate.layout["outputs"] = align_outputs(  # noqa: F841 - recorded in the manifest
+                ctx.reference_outputs, outputs, stacked=bool(ctx.evaluation.whole)
+            )
         candidate.parity = parity(ctx.description.get("task"), ctx.reference_outputs, outputs)
-        candidate.inputs = [s.to_dict() for s in runtime.inputs]
+        by_data_key = evaluation.sample_shapes()
+        feeding = match_inputs(list(evaluation.inputs), runtime.inputs, "the evaluation data")
+        checked = {feeding[key]: shape for key, shape in by_data_key.items() if key in feeding}
+        candidate.inputs = []
+        for spec in runtime.inputs:
+            entry = spec.to_dict()
+            entry["declared"] = entry["shape"]
+            entry["shape"] = list(checked.get(spec.name, ()))
+            entry["dynamic"] = spec.dynamic
+            candidate.inputs.append(entry)
         candidate.outputs = [s.to_dict() for s in runtime.outputs]
+        left_out = getattr(runtime, "left_out_outputs", None)
+        if left_out:
+            candidate.notes.append(f"non-tensor outputs not checked: {', '.join(left_out)}")
     if ctx.reference_metric is not None:
         measured = task_metric(
             ctx.description["task"], outputs[0], ctx.evaluation, ctx.description.get("postprocessing")
@@ -264,6 +295,91 @@ def _check(ctx: Context, candidate: Candidate) -> None:
 # the whole conversion
 
 
+def evaluation_key(data: Dataset, input_name: str) -> str:
+    try:
+        return data.key_for(input_name)
+    except DataError:
+        return input_name
+
+
+def _nhwc_evaluation(ctx: Context, runtime: Runtime) -> tuple[Dataset, dict[str, Any]]:
+    """The evaluation data laid out as an onnx2tf artifact takes it, and which axes moved."""
+    from edgekit.converters.onnx_to_tflite import axis_order
+
+    sources = {r.name: r.shape for r in ctx.resolved}
+    mapping = match_inputs(list(sources), runtime.inputs, "the converted model")
+    declared = {spec.name: spec.shape for spec in runtime.inputs}
+    orders: dict[str, tuple[int, ...]] = {}
+    for source_name, artifact_name in mapping.items():
+        order = axis_order(sources[source_name], tuple(d or 0 for d in declared[artifact_name]))
+        if order is not None:
+            orders[evaluation_key(ctx.evaluation, source_name)] = order
+    layout = {"channels_last": True, "inputs": {mapping[k]: list(v) for k, v in _by_source(ctx, orders).items()}}
+    return _channels_last(ctx.evaluation, orders), layout
+
+
+def _by_source(ctx: Context, orders: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    keys = {evaluation_key(ctx.evaluation, r.name): r.name for r in ctx.resolved}
+    return {keys[k]: v for k, v in orders.items() if k in keys}
+
+
+def image_layout(shape: list[Any]) -> str:
+    """NCHW where a 4-D input has its channels (1 or 3) second and not last, else NHWC."""
+    if len(shape) == 4 and shape[1] in (1, 3) and shape[3] not in (1, 3):
+        return "NCHW"
+    return "NHWC"
+
+
+def _preprocessing_for(preprocessing: dict[str, Any] | None, inputs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The image preprocessing with the artifact's own layout: a camera frame is HWC, a model
+    exported from PyTorch takes CHW."""
+    if not preprocessing or preprocessing.get("kind") != "image" or not inputs:
+        return preprocessing
+    shape = inputs[0].get("shape") or inputs[0].get("declared") or []
+    return {**preprocessing, "layout": image_layout(list(shape))}
+
+
+def _ladder(request: ConvertRequest, kind: SourceKind) -> list[Precision]:
+    """The precisions to try: the one asked for, or (auto) every rung this route can make."""
+    if request.precision is not None:
+        return [request.precision]
+    rungs = []
+    for precision in request.target.ladder():
+        try:
+            plan(kind, request.target, precision)
+        except ConfigError:
+            continue  # a .tflite adopted as it is has no int8 rung of its own
+        rungs.append(precision)
+    return rungs
+
+
+def _short(name: str) -> str:
+    return name.split(":")[0]
+
+
+def _data_shapes(data: Dataset | None, specs: list[Any]) -> dict[str, tuple[int, ...]] | None:
+    """Sample shapes of ``data`` keyed by model input name."""
+    if data is None:
+        return None
+    shapes = data.sample_shapes()
+    return {
+        spec.name: shapes[evaluation_key(data, spec.name)]
+        for spec in specs
+        if evaluation_key(data, spec.name) in shapes
+    }
+
+
+def _check_data_agrees(data: Dataset, resolved: list[ResolvedInput]) -> None:
+    shapes = data.sample_shapes()
+    for r in resolved:
+        got = shapes.get(evaluation_key(data, r.name))
+        if got is not None and tuple(got) != r.shape:
+            raise ConfigError(
+                f"--shape {r.name}={','.join(map(str, r.shape))} but the evaluation data holds samples of {got}",
+                hint="leave out one of the two, or make them agree",
+            )
+
+
 def _find_example_data(source: Path) -> Path | None:
     folder = source if source.is_dir() else source.parent
     candidate = folder / EXAMPLE_DATA
@@ -282,6 +398,8 @@ def _load_reference(source: Path, kind: SourceKind) -> tuple[Any, Runtime]:
 
         check_tflite_file(source)
         return None, load_runtime(source, "tflite")
+    if kind is SourceKind.OPENVINO:
+        return None, load_runtime(source, "openvino")
     from edgekit.converters.sources import load_onnx_model
 
     load_onnx_model(source)
@@ -295,7 +413,9 @@ def _prepare(request: ConvertRequest, progress: Progress) -> Context:
         description["task"] = request.task
     if request.preprocessing:
         description["preprocessing"] = {**(description.get("preprocessing") or {}), **request.preprocessing}
-    ladder = [request.precision] if request.precision else list(request.target.ladder())
+    if request.labels:
+        description["labels"] = list(request.labels)
+    ladder = _ladder(request, kind)
     for precision in ladder:
         plan(kind, request.target, precision)  # reject impossible routes before loading anything
 
@@ -313,7 +433,7 @@ def _prepare(request: ConvertRequest, progress: Progress) -> Context:
     if needs_calibration and calib_path is not None:
         calibration = load_dataset(
             calib_path, Split.CALIBRATION, reference.inputs, preprocessing=description.get("preprocessing")
-        ).sample(request.calib_samples)
+        ).subset(request.calib_samples)
         progress(f"calibration: {len(calibration)} samples from {calib_path}")
 
     eval_path = request.eval or example_data
@@ -332,8 +452,24 @@ def _prepare(request: ConvertRequest, progress: Progress) -> Context:
         raise ConfigError(
             "--max-drop needs labeled evaluation data", hint="pass --eval DATA with labels (y / test_labels)"
         )
+    # The size the artifact is checked (and, with --shape, fixed) at: never one made up.
+    data = evaluation if evaluation is not None else calibration
+    resolved = resolve(
+        reference.inputs,
+        request=request.shapes,
+        data_shapes=_data_shapes(data, reference.inputs),
+        manifest_inputs=(read_manifest(request.source) or {}).get("inputs") if kind is not SourceKind.KERAS else None,
+        model=request.source.name,
+    )
+    if keras_model is not None and request.shapes:
+        from edgekit.converters.keras_to_tflite import fixed_shape_copy
+
+        keras_model = fixed_shape_copy(keras_model, [r.shape for r in resolved])
     if evaluation is None:
-        evaluation = calibration if calibration is not None else random_dataset(reference)
+        evaluation = calibration if calibration is not None else random_dataset(resolved)
+    elif request.shapes:
+        _check_data_agrees(evaluation, resolved)
+    progress("inputs: " + "; ".join(r.describe() for r in resolved))
     progress(f"checking against {len(evaluation)} samples from {evaluation.origin}")
     reference_outputs = predict_all(reference, evaluation)
     reference_metric = None
@@ -351,6 +487,7 @@ def _prepare(request: ConvertRequest, progress: Progress) -> Context:
         evaluation=evaluation,
         reference_outputs=reference_outputs,
         reference_metric=reference_metric,
+        resolved=resolved,
     )
 
 
@@ -388,11 +525,14 @@ def convert(request: ConvertRequest, progress: Progress = lambda _line: None) ->
         plan(kind, request.target, request.precision)
     auto = request.precision is None
     if request.out is not None:
-        check_outputs(request.out, request.target, force=request.force)
+        check_outputs(request.out, request.target, force=request.force, source=request.source)
     elif not auto:
         assert request.precision is not None
         check_outputs(
-            default_output(request.source, request.target, request.precision), request.target, force=request.force
+            default_output(request.source, request.target, request.precision),
+            request.target,
+            force=request.force,
+            source=request.source,
         )
 
     for flag, path in (("--calib", request.calib), ("--eval", request.eval)):
@@ -400,7 +540,7 @@ def convert(request: ConvertRequest, progress: Progress = lambda _line: None) ->
             check_data_path(path, flag)  # before a model that may take seconds to load
     start = time.perf_counter()
     ctx = _prepare(request, progress)
-    ladder = [request.precision] if request.precision else list(request.target.ladder())
+    ladder = _ladder(request, kind)
     out_parent = (request.out or default_output(request.source, request.target, Precision.FP32)).absolute().parent
     out_parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".edgekit-convert-", dir=out_parent))
@@ -432,9 +572,12 @@ def convert(request: ConvertRequest, progress: Progress = lambda _line: None) ->
                 f"no precision could be converted to {request.target.name}", hint="; ".join(ctx.notes)
             )
         chosen = _choose(candidates, auto)
-        artifact = request.out or default_output(request.source, request.target, chosen.precision)
+        adopted = chosen.steps == [ADOPT]
+        artifact = request.out or (
+            request.source if adopted else default_output(request.source, request.target, chosen.precision)
+        )
         if auto:
-            check_outputs(artifact, request.target, force=request.force)
+            check_outputs(artifact, request.target, force=request.force, source=request.source)
         seconds = time.perf_counter() - start
         report = _report(ctx, chosen, artifact, seconds, candidates if auto else None)
         _install(chosen, artifact, _manifest(ctx, chosen, artifact, report))
@@ -462,6 +605,8 @@ def _report(
         "steps": chosen.steps,
         "notes": ctx.notes + chosen.notes,
         "evaluation": {"origin": ctx.evaluation.origin, "samples": len(ctx.evaluation)},
+        "inputs": [r.to_dict() for r in ctx.resolved],
+        "adopted": chosen.steps == [ADOPT],
     }
     if ladder is not None:
         report["ladder"] = [
@@ -490,9 +635,12 @@ def _manifest(ctx: Context, chosen: Candidate, artifact: Path, report: dict[str,
         "sha256": sha256_of(chosen.staged),
         "inputs": chosen.inputs,
         "outputs": chosen.outputs,
+        # Axes a converter moved relative to the source (onnx2tf's NCHW → NHWC), per input and output.
+        "layout": {k: v for k, v in chosen.layout.items() if k != "channels_last"} or None,
+        "dynamic_inputs": any(entry.get("dynamic") for entry in chosen.inputs),
         "task": ctx.description.get("task"),
         "labels": ctx.description.get("labels"),
-        "preprocessing": ctx.description.get("preprocessing"),
+        "preprocessing": _preprocessing_for(ctx.description.get("preprocessing"), chosen.inputs),
         "postprocessing": ctx.description.get("postprocessing"),
         "source": {
             "path": str(request.source),

@@ -48,13 +48,25 @@ def tflite_to_onnx(source: Path, out: Path) -> Path:
     return Path(out)
 
 
+def fixed_input_copy(source: Path, shapes: dict[str, tuple[int, ...]], out: Path) -> Path:
+    """``source`` with its inputs fixed at ``shapes`` (what --shape asks of the artifact)."""
+    import onnx
+
+    from edgekit.graph import _with_input_shapes
+
+    model = onnx.load(str(source))
+    _with_input_shapes(model, shapes)
+    onnx.save(model, str(out))
+    return Path(out)
+
+
 class _Reader:
     """ONNX Runtime's CalibrationDataReader protocol over a Dataset, one sample at a time."""
 
     def __init__(self, data: Dataset, input_names: list[str]) -> None:
         keys = {name: data.key_for(name) for name in input_names}
         self._items: Iterator[dict[str, np.ndarray]] = (
-            {name: data.inputs[key][i : i + 1] for name, key in keys.items()} for i in range(len(data))
+            {name: data.sample(i, key) for name, key in keys.items()} for i in range(len(data))
         )
 
     def get_next(self) -> dict[str, np.ndarray] | None:

@@ -9,6 +9,7 @@ from edgekit.converters.sources import quiet_stdout
 from edgekit.data import Dataset
 from edgekit.errors import ConversionError
 from edgekit.formats import Precision
+from edgekit.runtimes.base import first_line
 
 
 def to_openvino(
@@ -18,20 +19,32 @@ def to_openvino(
     calibration: Dataset | None,
     *,
     keep_head_float: bool = False,
+    shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> Path:
-    """``source`` is a model file OpenVINO reads (.onnx, .tflite) or an in-memory Keras model."""
+    """``source`` is a model file OpenVINO reads (.onnx, .tflite, an IR's .xml) or an in-memory
+    Keras model; ``shapes`` fixes its inputs at those sizes (--shape)."""
     import openvino as ov
 
     try:
         with quiet_stdout():
-            model = ov.convert_model(str(source) if isinstance(source, Path) else source)
+            if isinstance(source, Path) and source.suffix == ".xml":
+                model = ov.Core().read_model(str(source))
+            else:
+                model = ov.convert_model(str(source) if isinstance(source, Path) else source)
+            if shapes:
+                ports = list(model.inputs)
+                by_name = {port: shapes.get(port.get_any_name()) for port in ports}
+                if any(shape is None for shape in by_name.values()):
+                    missing = [port.get_any_name() for port, shape in by_name.items() if shape is None]
+                    raise ConversionError(f"--shape gives no size for OpenVINO input '{missing[0]}'")
+                model.reshape({port: list(shape) for port, shape in by_name.items() if shape is not None})
             if precision is Precision.INT8:
                 model = _quantize(model, calibration, keep_head_float=keep_head_float)
         ov.save_model(model, str(out), compress_to_fp16=precision is Precision.FP16)
     except ConversionError:
         raise
     except Exception as exc:
-        raise ConversionError(f"OpenVINO conversion failed: {str(exc).strip().splitlines()[0][:300]}") from exc
+        raise ConversionError(f"OpenVINO conversion failed: {first_line(exc)}") from exc
     return Path(out)
 
 
@@ -42,7 +55,7 @@ def _quantize(model: Any, calibration: Dataset | None, *, keep_head_float: bool)
     names = [port.get_any_name() for port in model.inputs]
 
     keys = {name: calibration.key_for(name) for name in names}
-    items = [{name: calibration.inputs[keys[name]][i : i + 1] for name in names} for i in range(len(calibration))]
+    items = [{name: calibration.sample(i, keys[name]) for name in names} for i in range(len(calibration))]
     ignored = None
     if keep_head_float:
         heads = [result.input_value(0).get_node().get_friendly_name() for result in model.get_results()]

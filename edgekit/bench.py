@@ -19,7 +19,9 @@ import numpy as np
 import psutil
 
 from edgekit.data import Dataset
-from edgekit.errors import ConfigError
+from edgekit.errors import ConfigError, ModelError
+from edgekit.inputs import ResolvedInput, random_inputs, resolve
+from edgekit.runtimes.base import describe_shapes, first_line
 
 Progress = Callable[[int, int], None]
 
@@ -61,24 +63,19 @@ def summarize(times_ms: list[float]) -> dict[str, float]:
     }
 
 
-def random_feeds(runtime: Any, seed: int = 0) -> dict[str, np.ndarray]:
-    """One batch-1 input per model input, random within the input's spec."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for spec in runtime.inputs:
-        shape = tuple(1 if d is None else d for d in spec.shape) or (1,)
-        if spec.float_dtype.startswith("float"):
-            feeds[spec.name] = rng.uniform(0, 1, size=shape).astype(spec.float_dtype)
-        else:
-            feeds[spec.name] = rng.integers(0, 2, size=shape).astype(spec.dtype)
-    return feeds
+def random_feeds(runtime: Any, resolved: list[ResolvedInput] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """One feed at the resolved shapes (the model's own where none are given), random within each
+    input's dtype: the generator bench, parity and calibration share."""
+    if resolved is None:
+        resolved = resolve(runtime.inputs, model=Path(runtime.path).name)
+    return random_inputs(resolved, seed=seed)
 
 
 def data_feeds(runtime: Any, data: Dataset, index: int = 0) -> dict[str, np.ndarray]:
     from edgekit.data import match_inputs
 
     mapping = match_inputs(list(data.inputs), runtime.inputs, Path(data.origin).name)
-    return {mapping[k]: v[index : index + 1] for k, v in data.inputs.items() if k in mapping}
+    return {mapping[k]: data.sample(index, k) for k in data.inputs if k in mapping}
 
 
 def measure(
@@ -86,6 +83,7 @@ def measure(
     settings: BenchSettings,
     *,
     data: Dataset | None = None,
+    resolved: list[ResolvedInput] | None = None,
     progress: Progress = lambda done, total: None,
 ) -> dict[str, Any]:
     """Load, first call, warm-up, then timed calls; returns the bench JSON's ``measured`` block."""
@@ -97,10 +95,18 @@ def measure(
     runtime = open_runtime()
     load_ms = (time.perf_counter() - start) * 1000
     try:
-        feeds = data_feeds(runtime, data) if data is not None else random_feeds(runtime)
+        feeds = data_feeds(runtime, data) if data is not None else random_feeds(runtime, resolved)
         call = runtime.bench_call(feeds)
         start = time.perf_counter()
-        call()
+        try:
+            call()
+        except Exception as exc:  # the runtime's own error on the first inference: the model, not edgekit
+            shapes = {name: tuple(np.shape(value)) for name, value in feeds.items()}
+            raise ModelError(
+                f"{Path(runtime.path).name} failed on {runtime.name} at input shapes {describe_shapes(shapes)}: "
+                f"{first_line(exc)}",
+                hint="if its output shape depends on the values, give real inputs with --data",
+            ) from exc
         first_ms = (time.perf_counter() - start) * 1000
         for _ in range(settings.warmup):
             call()

@@ -349,7 +349,8 @@ def leave_one_out_summary(profile: DeviceProfile) -> HeldOut | None:
     synthetic graphs (leaving out the one graph that prices a term leaves that term to the prior)."""
     if profile.calibration is None:
         return None
-    networks, synthetic = [], []
+    networks: list[float] = []
+    synthetic: list[float] = []
     for f in profile.calibration.fits:
         for model, error in (f.leave_one_out_errors or {}).items():
             (networks if model in ARCHITECTURES else synthetic).append(abs(error))

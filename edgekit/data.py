@@ -35,11 +35,29 @@ class Split(str, Enum):
 
 @dataclass
 class Dataset:
+    """N samples per model input. An array holds them one of two ways: ``(N, ...)`` where the
+    model's own leading dimension is a batch (a sample is ``array[i:i+1]``, batch 1), or as N
+    whole inputs stacked on a new axis (names in ``whole``: a sample is ``array[i]``), which is
+    how a recurrent state ``[2, 1, 128]`` or a scalar is given."""
+
     inputs: dict[str, np.ndarray]  # data name → (N, ...) array
     labels: np.ndarray | None = None
     boxes: np.ndarray | None = None  # detection truth: (image, class, x1, y1, x2, y2) in 0..1
     origin: str = ""
     notes: list[str] = field(default_factory=list)
+    whole: frozenset[str] = frozenset()
+
+    def sample(self, index: int, key: str) -> np.ndarray:
+        """Sample ``index`` of array ``key``, shaped as the model input takes it."""
+        array = self.inputs[key]
+        return array[index] if key in self.whole else array[index : index + 1]
+
+    def sample_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape one sample of each input has: what ``--data`` fixes a dynamic input to."""
+        return {
+            key: tuple(int(d) for d in (array.shape[1:] if key in self.whole else (1, *array.shape[1:])))
+            for key, array in self.inputs.items()
+        }
 
     def __len__(self) -> int:
         return len(next(iter(self.inputs.values())))
@@ -58,6 +76,7 @@ class Dataset:
             boxes=boxes,
             origin=self.origin,
             notes=list(self.notes),
+            whole=self.whole,
         )
 
     def key_for(self, input_name: str) -> str:
@@ -65,11 +84,11 @@ class Dataset:
         (data keyed ``image`` feeds a converter's ``serving_default_image:0``)."""
         short = input_name.split(":")[0]
         for key in self.inputs:
-            if key == input_name or key.split(":")[0] == short or short in key:
+            if key == input_name or key.split(":")[0] == short or key in short:
                 return key
         raise DataError(f"{self.origin}: no array feeds model input '{input_name}' (arrays: {sorted(self.inputs)})")
 
-    def sample(self, count: int) -> Dataset:
+    def subset(self, count: int) -> Dataset:
         """A deterministic, evenly spread subset of at most ``count`` samples."""
         if len(self) <= count:
             return self
@@ -192,8 +211,11 @@ def load_dataset(
     *,
     preprocessing: dict[str, Any] | None = None,
     class_names: list[str] | None = None,
+    layout: dict[str, list[int]] | None = None,
 ) -> Dataset:
-    """Load ``path`` for ``split``, keyed by model input name, and check it against ``specs``."""
+    """Load ``path`` for ``split``, keyed by model input name, and check it against ``specs``.
+    ``layout``: input name → the axis order a converter gave it (the manifest's record of
+    onnx2tf's NCHW → NHWC): data made for the source is laid out for the artifact."""
     path = Path(path)
     if not path.exists():
         raise InputNotFoundError(f"data {path} does not exist")
@@ -222,25 +244,57 @@ def load_dataset(
     if not arrays:
         raise DataError(f"{path} holds no arrays")
     mapping = match_inputs(list(arrays), specs, path.name)
-    dataset = Dataset({mapping[k]: v for k, v in arrays.items() if k in mapping}, labels, boxes, origin=str(path))
-    validate_dataset(dataset, specs)
+    inputs = {mapping[k]: v for k, v in arrays.items() if k in mapping}
+    for name, order in (layout or {}).items():
+        if name in inputs:
+            array = inputs[name]
+            if array.ndim not in (len(order), len(order) + 1):
+                raise DataError(
+                    f"{path.name}: input '{name}' has an array of shape {format_shape(array.shape)}; the model "
+                    f"expects {len(order)}-D inputs"
+                )
+            # (N, C, H, W): the order as it is; (N, 1, C, H, W), N whole inputs: past the stacking axis.
+            shift = 0 if array.ndim == len(order) else 1
+            inputs[name] = array.transpose(*range(shift), *(i + shift for i in order))
+    dataset = Dataset(inputs, labels, boxes, origin=str(path))
+    dataset.whole = validate_dataset(dataset, specs)
     return dataset
 
 
-def validate_dataset(dataset: Dataset, specs: list[TensorSpec]) -> None:
-    """Shape, dtype, emptiness and NaN checks, each naming the input and what was expected."""
+def _layout(array: np.ndarray, spec: TensorSpec, where: str) -> bool:
+    """Whether ``array`` stacks N whole inputs (True) or is batched along the model's own
+    leading dimension (False), checked against the input's declared shape."""
+    rank = len(spec.shape)
+    if array.ndim == rank + 1:
+        got, want = tuple(array.shape[1:]), spec.shape
+        whole = True
+    elif array.ndim == rank and rank >= 1 and spec.shape[0] in (None, 1):
+        got, want = tuple(array.shape[1:]), spec.shape[1:]  # the leading axis is the batch
+        whole = False
+    else:
+        example = format_shape(("N", *["?" if d is None else d for d in spec.shape]))  # type: ignore[list-item]
+        raise DataError(
+            f"{where} has an array of shape {format_shape(array.shape)}; the model expects inputs of "
+            f"{format_shape(spec.shape)}",
+            hint=f"give N samples as one array of shape {example}",
+        )
+    if any(w is not None and w != g for w, g in zip(want, got, strict=True)):
+        raise DataError(f"{where} has samples of shape {format_shape(got)}, the model expects {format_shape(want)}")
+    return whole
+
+
+def validate_dataset(dataset: Dataset, specs: list[TensorSpec]) -> frozenset[str]:
+    """Shape, dtype, emptiness and NaN checks, each naming the input and what was expected;
+    returns the inputs whose arrays stack whole inputs (see ``Dataset``)."""
     counts = set()
+    whole = set()
     for spec in specs:
         array = dataset.inputs[spec.name]
         where = f"{Path(dataset.origin).name}: input '{spec.name.split(':')[0]}'"
         if array.size == 0 or array.ndim == 0:
             raise DataError(f"{where} is empty", hint="give at least one sample")
-        want = tuple("?" if d is None else d for d in spec.shape[1:])
-        got = tuple(array.shape[1:])
-        if len(got) != len(want) or any(w != "?" and w != g for w, g in zip(want, got, strict=True)):
-            raise DataError(
-                f"{where} has samples of shape {format_shape(got)}, the model expects {format_shape(spec.shape[1:])}"
-            )
+        if _layout(array, spec, where):
+            whole.add(spec.name)
         expected_float = spec.float_dtype.startswith("float")
         if array.dtype.kind not in "fiub":
             raise DataError(f"{where} has dtype {array.dtype}, the model expects {spec.float_dtype}")
@@ -255,3 +309,4 @@ def validate_dataset(dataset: Dataset, specs: list[TensorSpec]) -> None:
         raise DataError(f"{dataset.origin}: inputs have different sample counts {sorted(counts)}")
     if dataset.labels is not None and len(dataset.labels) != len(dataset):
         raise DataError(f"{dataset.origin}: {len(dataset.labels)} labels for {len(dataset)} samples")
+    return frozenset(whole)

@@ -33,6 +33,7 @@ class SourceKind(str, Enum):
     KERAS = "keras"  # .keras, .h5, or a SavedModel folder
     TFLITE = "tflite"
     ONNX = "onnx"
+    OPENVINO = "openvino"  # an IR's .xml (with its .bin)
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,8 @@ FORMATS: dict[str, Format] = {
             suffix=".tflite",
             runtime="tflite",
             precisions=(Precision.FP32, Precision.FP16, Precision.DYNAMIC, Precision.INT8),
-            sources=(SourceKind.KERAS,),
-            description="LiteRT / TensorFlow Lite flatbuffer (TFLiteConverter)",
+            sources=(SourceKind.KERAS, SourceKind.ONNX, SourceKind.TFLITE),
+            description="LiteRT / TensorFlow Lite flatbuffer (TFLiteConverter; onnx2tf from ONNX)",
         ),
         Format(
             name="onnx",
@@ -73,7 +74,7 @@ FORMATS: dict[str, Format] = {
             suffix=".xml",
             runtime="openvino",
             precisions=(Precision.FP32, Precision.FP16, Precision.INT8),
-            sources=(SourceKind.KERAS, SourceKind.TFLITE, SourceKind.ONNX),
+            sources=(SourceKind.KERAS, SourceKind.TFLITE, SourceKind.ONNX, SourceKind.OPENVINO),
             description="OpenVINO IR .xml + .bin (openvino.convert_model; int8 by NNCF)",
             companion_suffixes=(".bin",),
         ),
@@ -121,6 +122,8 @@ def source_kind(path: Path) -> SourceKind:
         return SourceKind.TFLITE
     if suffix == ".onnx":
         return SourceKind.ONNX
+    if suffix == ".xml":
+        return SourceKind.OPENVINO
     raise ModelError(
         f"{path.name}: edgekit converts .keras, .h5, SavedModel folders, .tflite and .onnx, not '{suffix}'"
     )

@@ -23,6 +23,7 @@ import numpy as np
 
 from edgekit.errors import ModelError, require_extra
 from edgekit.quiet import XNNPACK_NOTICE, filtered_stderr, silenced_stderr
+from edgekit.runtimes.base import describe_shapes, first_line
 
 
 class OpClass(str, Enum):
@@ -476,10 +477,50 @@ def cost_of(ops: list[Op], graph_inputs: list[Tensor], path: Path, fmt: str) -> 
 # readers
 
 
-def analyze(path: Path, engine: str | None = None) -> GraphCost:
-    """Analyze a .tflite, .onnx or OpenVINO .xml model; ``engine`` names the runtime that will
-    run it where that changes what runs (ONNX Runtime's fusion of a quantized graph)."""
+Shapes = dict[str, tuple[int, ...]]
+
+
+def model_inputs(path: Path) -> list[Any]:
+    """The inputs as the model file declares them (``TensorSpec``, None for a dynamic dimension)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
+        require_extra("onnx", "convert", alone="onnx")
+        import onnx
+
+        from edgekit.runtimes.base import TensorSpec
+
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:
+            raise ModelError(f"{Path(path).name} is not a readable ONNX model: {first_line(exc)}") from exc
+        constants = {init.name for init in model.graph.initializer}
+        specs = []
+        for value in model.graph.input:
+            if value.name in constants:
+                continue
+            kind = value.type.tensor_type
+            dims = list(kind.shape.dim)
+            shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
+            names = tuple(d.dim_param or None for d in dims)
+            dtype = "string" if kind.elem_type == 8 else _ONNX_DTYPE.get(kind.elem_type, "float32")
+            specs.append(TensorSpec(value.name, shape, dtype, dim_names=names if any(names) else ()))
+        return specs
+    from edgekit.runtimes import load_runtime
+
+    with load_runtime(Path(path)) as runtime:
+        return list(runtime.inputs)
+
+
+def analyze(
+    path: Path, engine: str | None = None, shapes: Shapes | None = None, feeds: dict[str, np.ndarray] | None = None
+) -> GraphCost:
+    """Analyze a .tflite, .onnx or OpenVINO .xml model at the input ``shapes`` it will run at
+    (edgekit.inputs resolves them; None: the model's own static shape, a dynamic batch as 1,
+    anything else dynamic an error). ``engine`` names the runtime that will run it where that
+    changes what runs (ONNX Runtime's fusion of a quantized graph); ``feeds`` are real inputs for
+    the one inference an ONNX model's shapes are read from (random at ``shapes`` otherwise)."""
     from edgekit.errors import ConfigError, InputNotFoundError
+    from edgekit.inputs import ResolvedInput, ShapeOrigin, random_inputs, resolve, shapes_of
 
     path = Path(path)
     if not path.exists():
@@ -491,8 +532,17 @@ def analyze(path: Path, engine: str | None = None) -> GraphCost:
             f"cannot analyze '{path.name}': edgekit analyzes .tflite, .onnx and OpenVINO .xml",
             hint="convert the model first with: edgekit convert",
         )
-    as_run = _read_onnx_as_run(path) if suffix == ".onnx" and engine == "onnxruntime" else None
-    ops, inputs, fmt = as_run or readers[suffix](path)
+    specs = model_inputs(path)
+    if shapes is not None and (missing := [spec.name for spec in specs if spec.name not in shapes]):
+        raise ConfigError(f"{path.name}: no shape given for input '{missing[0]}'")
+    if shapes is None:
+        shapes = shapes_of(resolve(specs, model=path.name))  # a size nothing fixes is an error, never 1
+    if feeds is None and suffix == ".onnx":
+        feeds = random_inputs(
+            [ResolvedInput(s.name, s.float_dtype, tuple(shapes[s.name]), ShapeOrigin.MODEL, s.shape) for s in specs]
+        )
+    as_run = _read_onnx_as_run(path, feeds) if feeds is not None and engine == "onnxruntime" else None
+    ops, inputs, fmt = as_run or readers[suffix](path, shapes, feeds)
     return cost_of(ops, inputs, path, fmt)
 
 
@@ -502,7 +552,7 @@ _PROFILE_ITEMSIZE = {"float": 4, "float16": 2, "double": 8, "uint8": 1, "int8": 
 _PROFILE_DTYPE = {"float": "float32", "double": "float64"}
 
 
-def _read_onnx_as_run(path: Path) -> tuple[list[Op], list[Tensor], str] | None:
+def _read_onnx_as_run(path: Path, feeds: dict[str, np.ndarray]) -> tuple[list[Op], list[Tensor], str] | None:
     """The graph ONNX Runtime's CPU provider runs for ``path``: the one it optimizes itself, with
     every operator's shapes from one profiled inference.
 
@@ -538,7 +588,7 @@ def _read_onnx_as_run(path: Path) -> tuple[list[Op], list[Tensor], str] | None:
             # a session that never loaded) would only come before edgekit's own verdict.
             with silenced_stderr():
                 session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                session.run(None, {i.name: _random_feed(i.type, i.shape) for i in session.get_inputs()})
+                session.run(None, {i.name: feeds[i.name] for i in session.get_inputs()})
                 events = json.loads(Path(session.end_profiling()).read_text())
                 del session
             optimized = onnx.load(options.optimized_model_filepath, load_external_data=False)
@@ -607,38 +657,43 @@ def _read_onnx_as_run(path: Path) -> tuple[list[Op], list[Tensor], str] | None:
     return ops, inputs, "onnx"
 
 
-def _random_feed(type_name: str, shape: list[Any]) -> Any:
-    dims = [d if isinstance(d, int) and d > 0 else 1 for d in shape]
-    if "float16" in type_name:
-        return np.random.default_rng(0).uniform(0, 1, dims).astype(np.float16)
-    if "float" in type_name or "double" in type_name:
-        return np.random.default_rng(0).uniform(0, 1, dims).astype(np.float64 if "double" in type_name else np.float32)
-    dtype = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
-             "tensor(bool)": np.bool_}.get(type_name, np.int64)  # fmt: skip
-    return np.zeros(dims, dtype=dtype)  # ids and indices: zero is valid for every embedding
-
-
-def _read_tflite(path: Path) -> tuple[list[Op], list[Tensor], str]:
+def _read_tflite(path: Path, shapes: Shapes, feeds: Any = None) -> tuple[list[Op], list[Tensor], str]:
+    """Every tensor at the shapes LiteRT allocates for ``shapes`` (a dynamic signature's
+    placeholder ``[1, 1, 1, 3]`` would price a 220-MMAC network at 5)."""
     from edgekit.runtimes.tflite import interpreter_class
 
     try:
         with filtered_stderr(XNNPACK_NOTICE):
             interpreter = interpreter_class()(model_path=str(path))
     except Exception as exc:
-        raise ModelError(f"{path} is not a readable TFLite model: {str(exc).splitlines()[0]}") from exc
-    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+        raise ModelError(f"{path.name} is not a readable TFLite model: {first_line(exc)}") from exc
     ops_details = interpreter._get_ops_details()  # the only public-enough view of the graph
+    resized = any(
+        list(detail["shape"]) != list(shapes.get(detail["name"], detail["shape"]))
+        for detail in interpreter.get_input_details()
+    )
+    try:
+        _resize(interpreter, shapes)
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path.name} cannot take input shapes {describe_shapes(shapes)}: {first_line(exc)}") from exc
+    undelegated, partitions = _delegation(interpreter)
+    if resized or not partitions:
+        # Shapes from LiteRT's own kernels: inside an XNNPACK partition the tensors of a resized
+        # input keep their placeholder sizes after allocation (and after invoke). Only then:
+        # LiteRT 2.3's reference kernels abort (SIGABRT, uncatchable) allocating some int8 graphs
+        # that XNNPACK takes, such as 150 chained int8 ADDs.
+        interpreter = _allocated_without_delegate(path, shapes)
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
     produced = {int(i) for op in ops_details for i in op["outputs"]}
     graph_inputs = {d["index"] for d in interpreter.get_input_details()}
 
     def tensor(index: int) -> Tensor:
         d = details[index]
         dtype = np.dtype(d["dtype"])
-        shape = tuple(int(x) if x > 0 else 1 for x in d["shape_signature"]) or tuple(int(x) for x in d["shape"])
+        shape = tuple(int(x) for x in d["shape"])
         constant = index not in produced and index not in graph_inputs
         return Tensor(str(index), shape, dtype.itemsize, dtype.name, constant)
 
-    undelegated, partitions = _delegation(interpreter)
     ops = [
         Op(
             str(op["op_name"]),
@@ -653,6 +708,38 @@ def _read_tflite(path: Path) -> tuple[list[Op], list[Tensor], str]:
         for index, op in enumerate(ops_details)
     ]
     return ops, [tensor(i) for i in sorted(graph_inputs)], "tflite"
+
+
+def _resize(interpreter: Any, shapes: Shapes) -> None:
+    for detail in interpreter.get_input_details():
+        want = list(shapes.get(detail["name"], detail["shape"]))
+        if list(detail["shape"]) != want:
+            interpreter.resize_tensor_input(detail["index"], want)
+
+
+def _allocated_without_delegate(path: Path, shapes: Shapes) -> Any:
+    """An interpreter allocated at ``shapes`` with LiteRT's own kernels: what propagates every
+    tensor's shape when the delegate refused the model (or there is none)."""
+    from edgekit.runtimes.tflite import interpreter_class
+
+    Interpreter = interpreter_class()  # noqa: N806
+    try:
+        from ai_edge_litert.interpreter import OpResolverType
+
+        interpreter = Interpreter(
+            model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
+    except (ImportError, TypeError, ValueError):
+        interpreter = Interpreter(model_path=str(path))
+    try:
+        _resize(interpreter, shapes)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(
+            f"{path.name} cannot be prepared at input shapes {describe_shapes(shapes)}: {first_line(exc)}",
+            hint="check --shape against the sizes the model was made for",
+        ) from exc
+    return interpreter
 
 
 def _delegation(interpreter: Any) -> tuple[set[int], int]:
@@ -672,21 +759,80 @@ _ONNX_DTYPE = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: 
                10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}  # fmt: skip
 
 
-def _read_onnx(path: Path) -> tuple[list[Op], list[Tensor], str]:
+def _with_input_shapes(model: Any, shapes: Shapes) -> None:
+    """Write the resolved sizes into the graph's inputs, so shape inference has numbers to carry."""
+    for value in model.graph.input:
+        if value.name not in shapes:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        want = shapes[value.name]
+        del dims[:]
+        for size in want:
+            dims.add().dim_value = int(size)
+
+
+def _infer_shapes(model: Any) -> Any:
+    """Every tensor's shape at the given input sizes. ONNX Runtime's symbolic inference follows
+    computed sizes (Shape → Gather → Concat → Reshape, Resize by scales) that onnx's own inference
+    leaves unknown: a Paddle text detector's 2.3 GMACs at 640×640 read as 1.2 MMACs without it."""
+    import importlib.util
+
+    from onnx import shape_inference
+
+    if importlib.util.find_spec("onnxruntime") is not None:
+        try:
+            from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+            with silenced_stderr():
+                inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
+            if inferred is not None:
+                return inferred
+        except Exception:  # noqa: BLE001 - an op it does not know: onnx's own inference next
+            pass
+    try:
+        return shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # noqa: BLE001 - an op shape inference does not know: shapes stay partial
+        return model
+
+
+def value_dependent_outputs(path: Path, shapes: Shapes) -> list[str]:
+    """Outputs whose size the input sizes do not fix (NonZero, NMS): their size follows the values.
+    Known for ONNX (shape inference at the given sizes leaves them symbolic); empty elsewhere."""
+    if Path(path).suffix.lower() != ".onnx":
+        return []
+    import importlib.util
+
+    if importlib.util.find_spec("onnx") is None:
+        return []
+    import onnx
+
+    try:
+        model = onnx.load(str(path))
+    except Exception:  # noqa: BLE001 - an unreadable model is reported where it is read
+        return []
+    _with_input_shapes(model, shapes)
+    inferred = _infer_shapes(model)
+    found = []
+    for output in inferred.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        if output.type.HasField("tensor_type") and any(not d.HasField("dim_value") for d in dims):
+            found.append(output.name)
+    return found
+
+
+def _read_onnx(path: Path, shapes: Shapes, feeds: Any = None) -> tuple[list[Op], list[Tensor], str]:
     require_extra("onnx", "convert", alone="onnx")
     import onnx
-    from onnx import helper, shape_inference
+    from onnx import helper
 
     try:
         model = onnx.load(str(path))
     except Exception as exc:
-        raise ModelError(f"{path} is not a readable ONNX model: {str(exc).splitlines()[0]}") from exc
+        raise ModelError(f"{path.name} is not a readable ONNX model: {first_line(exc)}") from exc
     if not model.graph.node:  # protobuf parses some garbage as an empty model
-        raise ModelError(f"{path} is not a readable ONNX model: it has no operators", hint="is the file complete?")
-    try:
-        model = shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001 - an op shape inference does not know: shapes stay partial
-        pass
+        raise ModelError(f"{path.name} is not a readable ONNX model: it has no operators", hint="is the file complete?")
+    _with_input_shapes(model, shapes)
+    model = _infer_shapes(model)
     graph = model.graph
     known: dict[str, tuple[tuple[int, ...], int]] = {}
 
@@ -730,14 +876,25 @@ def _read_onnx(path: Path) -> tuple[list[Op], list[Tensor], str]:
     return ops, inputs, "onnx"
 
 
-def _read_openvino(path: Path) -> tuple[list[Op], list[Tensor], str]:
+def _read_openvino(path: Path, shapes: Shapes, feeds: Any = None) -> tuple[list[Op], list[Tensor], str]:
     require_extra("openvino", "convert", alone="openvino")
     import openvino as ov
 
     try:
         model = ov.Core().read_model(str(path))
     except Exception as exc:
-        raise ModelError(f"{path} is not a readable OpenVINO model: {str(exc).splitlines()[0]}") from exc
+        raise ModelError(f"{path.name} is not a readable OpenVINO model: {first_line(exc)}") from exc
+    ports = list(model.inputs)
+    port_names = [sorted(p.get_names())[0] if p.get_names() else f"input_{i}" for i, p in enumerate(ports)]
+    try:
+        model.reshape(
+            {port: list(shapes[name]) for port, name in zip(ports, port_names, strict=True) if name in shapes}
+        )
+    except Exception as exc:  # OpenVINO's shape inference refusing the size
+        raise ModelError(
+            f"{path.name} cannot take input shapes {describe_shapes(shapes)}: {first_line(exc)}",
+            hint="check --shape against the sizes the model was made for",
+        ) from exc
 
     def tensor(output: Any, constant: bool) -> Tensor:
         shape = output.get_partial_shape()

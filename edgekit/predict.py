@@ -135,6 +135,20 @@ def peak_flops(profile: DeviceProfile, processor: str, precision: str, threads: 
     return 2 * macs_per_cycle(profile, precision) * clock_for(profile, threads) * 1e9 * threads
 
 
+def physical_floor(
+    graph: GraphCost, profile: DeviceProfile, processor: str, precision: str, threads: int
+) -> tuple[float, str]:
+    """The fastest a device could possibly run ``graph``, in seconds, and what bounds it: every
+    MAC at the peak rate of ``threads`` cores (MACs ÷ (threads × clock × MACs per cycle)), or
+    the weights read once at the memory bandwidth."""
+    if processor == "gpu" and profile.gpu is not None:
+        compute = 2 * graph.macs / peak_flops(profile, processor, precision, 1)
+    else:
+        compute = graph.macs / (threads * clock_for(profile, threads) * 1e9 * macs_per_cycle(profile, precision))
+    memory = graph.weight_bytes / (profile.bandwidth.gbs * 1e9)
+    return (compute, "compute") if compute >= memory else (memory, "memory")
+
+
 def macs_per_cycle(profile: DeviceProfile, precision: str) -> float:
     """Peak MACs per core and cycle at ``precision``; fp16 without native support runs as fp32."""
     compute = profile.compute
@@ -405,8 +419,15 @@ def predict(
     if unsupported:
         notes.append(f"{len(unsupported)} operator kinds fall back to the CPU")
     total = seconds + fallback_s
+    floor_s, floor_kind = physical_floor(graph, profile, processor, precision, threads_used)
+    if total < floor_s:
+        # No fit may promise what the silicon cannot do: the model's MACs at the device's peak,
+        # its weights at the memory bandwidth.
+        notes.append(f"raised to the device's {floor_kind} floor ({floor_s * 1000:.3g} ms)")
+        total = floor_s
     memory = _memory(graph, profile, spec)
     flops_baseline = graph.flops / peak_flops(profile, processor, precision, threads_used)
+    low_s = max(total * band[0], floor_s)
     return Prediction(
         device=profile.name,
         runtime=spec.name,
@@ -415,7 +436,7 @@ def predict(
         precision=precision,
         threads=threads_used if processor == "cpu" else None,
         latency_ms=total * 1000.0,
-        low_ms=total * 1000.0 * band[0],
+        low_ms=low_s * 1000.0,
         high_ms=total * 1000.0 * band[1],
         fits_memory=memory["need"] <= memory["available"],
         memory=memory,

@@ -91,11 +91,22 @@ def runtime_for_path(path: Path) -> str:
     )
 
 
-def load_runtime(path: Path, runtime: str | None = None, *, threads: int | None = None, **options: Any) -> Runtime:
+def load_runtime(
+    path: Path,
+    runtime: str | None = None,
+    *,
+    threads: int | None = None,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    **options: Any,
+) -> Runtime:
+    """``shapes``: the resolved input shapes (edgekit.inputs) to prepare the model at; without
+    them a model with dynamic dimensions is prepared at the shapes of its first inputs."""
     path = Path(path)
     if not path.exists():
         raise InputNotFoundError(f"model {path} does not exist")
     name = runtime or runtime_for_path(path)
     if name not in RUNTIMES:
         raise UnknownNameError("runtime", name, RUNTIMES)
+    if shapes is not None:
+        options["shapes"] = shapes
     return RUNTIMES[name].load_class()(path, threads=threads, **options)

@@ -8,6 +8,7 @@ name; a mismatch says which input and what was expected.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from edgekit.errors import DataError
+from edgekit.errors import DataError, EdgekitError, ModelError
 
 
 def format_shape(shape: tuple[int | None, ...] | list[int | None]) -> str:
@@ -46,6 +47,9 @@ class TensorSpec:
     shape: tuple[int | None, ...]
     dtype: str  # numpy dtype name of the tensor as stored in the model
     quantization: Quantization | None = None
+    # The model's own names for its dynamic dimensions ("batch", "p2o.DynamicDimension.1"), where
+    # it names them; None elsewhere. Empty when the format names none.
+    dim_names: tuple[str | None, ...] = ()
 
     @property
     def batch_is_dynamic(self) -> bool:
@@ -56,8 +60,14 @@ class TensorSpec:
         """The dtype callers use: float32 for quantized tensors, else the tensor's own."""
         return "float32" if self.quantization else self.dtype
 
+    @property
+    def dynamic(self) -> bool:
+        return any(d is None for d in self.shape)
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        if any(self.dim_names):
+            data["dim_names"] = list(self.dim_names)
         if self.quantization:
             data["quantization"] = {"scale": self.quantization.scale, "zero_point": self.quantization.zero_point}
         return data
@@ -86,24 +96,82 @@ class Runtime(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-def run_batched(runtime: Runtime, feeds: dict[str, np.ndarray], batch: int = 256) -> dict[str, np.ndarray]:
-    """Outputs of ``runtime`` on every sample of ``feeds`` (model input name → (N, ...) array),
-    in batches of ``batch`` where every input's batch dimension is dynamic, else one by one
-    (a converted TFLite or OpenVINO model is usually fixed at batch 1)."""
+def run_batched(
+    runtime: Runtime, feeds: dict[str, np.ndarray], batch: int = 256, whole: frozenset[str] = frozenset()
+) -> dict[str, np.ndarray]:
+    """Outputs of ``runtime`` on every sample of ``feeds`` (model input name → N samples).
+
+    Samples are batched along the model's leading dimension in groups of ``batch`` where every
+    input's batch is dynamic and the runtime takes batches, else run one by one (a converted
+    TFLite or OpenVINO model is usually fixed at batch 1). Inputs named in ``whole`` stack N
+    whole inputs (a state, a scalar): those run one sample at a time and each output is stacked
+    on a new leading axis, so sample ``i``'s outputs are ``outputs[name][i]``."""
     count = len(next(iter(feeds.values())))
-    step = batch if all(spec.batch_is_dynamic for spec in runtime.inputs) else 1
+    if whole:
+        stacked: dict[str, list[np.ndarray]] = {spec.name: [] for spec in runtime.outputs}
+        for i in range(count):
+            one = {name: value[i] if name in whole else value[i : i + 1] for name, value in feeds.items()}
+            for name, value in runtime.run(one).items():
+                stacked[name].append(value)
+        return {name: _joined(name, values, np.stack) for name, values in stacked.items()}
+    batches = getattr(runtime, "batch_samples", True)
+    step = batch if batches and all(spec.batch_is_dynamic for spec in runtime.inputs) else 1
     chunks: dict[str, list[np.ndarray]] = {spec.name: [] for spec in runtime.outputs}
     for start in range(0, count, step):
         result = runtime.run({name: value[start : start + step] for name, value in feeds.items()})
         for name, value in result.items():
             chunks[name].append(value)
-    return {name: np.concatenate(values) for name, values in chunks.items()}
+    return {name: _joined(name, values, np.concatenate) for name, values in chunks.items()}
+
+
+def _joined(name: str, values: list[np.ndarray], join: Callable[[list[np.ndarray]], np.ndarray]) -> np.ndarray:
+    try:
+        return join(values)
+    except ValueError:
+        sizes = sorted({tuple(v.shape) for v in values})[:3]
+        raise ModelError(
+            f"output '{name}' changes size from one sample to the next ({', '.join(map(str, sizes))}, …): "
+            "its size follows the input values, and edgekit compares outputs of equal size",
+            hint="give data whose samples give outputs of one size, or bench the model instead",
+        ) from None
+
+
+# Lines a library puts before what went wrong: OpenVINO's assertion sites and wrappers.
+# TensorFlow's: "in user code:" and the frames of its graph trace.
+_PREAMBLE = re.compile(
+    r"^(Check '.*' failed at |FrontEnd API failed with|Exception from src/|While validating |in user code:|File \")"
+)
+
+
+def first_line(exc: BaseException) -> str:
+    """The line of a foreign exception that says what went wrong, never a dump: OpenVINO's summary
+    where it gives one, else the first line that is not an assertion site (its type if it is empty)."""
+    lines = [" ".join(line.split()) for line in str(exc).strip().splitlines() if line.strip()]
+    if isinstance(exc, (KeyError, IndexError, AttributeError, TypeError, ValueError)) and len(lines) == 1:
+        # A bare "'/Constant_output_0'" says nothing without the kind of error it is.
+        return f"{type(exc).__name__}: {lines[0]}"[:300]
+    for index, line in enumerate(lines[:-1]):
+        if line == "Summary:":
+            return lines[index + 1].lstrip("- ")[:300]
+    for line in lines:
+        if not _PREAMBLE.match(line):
+            return line[:300]
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+def describe_shapes(shapes: dict[str, tuple[int, ...]]) -> str:
+    """``x=(1, 3, 640, 640), sr=()``: the sizes a failure happened at."""
+    return ", ".join(f"{name}={format_shape(shape)}" for name, shape in shapes.items())
 
 
 class RuntimeBase:
     """Shared checks and context-manager plumbing; subclasses implement ``_invoke``."""
 
     name = "base"
+    # Whether several samples may share one call when the batch is dynamic. A TFLite interpreter
+    # or an OpenVINO CPU plugin re-plans for every new shape: they run one sample per call, as a
+    # device does.
+    batch_samples = True
 
     def __init__(self, path: Path, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
         self.path = path
@@ -146,7 +214,16 @@ class RuntimeBase:
         return prepared
 
     def run(self, feeds: dict[str, np.ndarray], *, raw: bool = False) -> dict[str, np.ndarray]:
-        results = self._invoke(self.check_feeds(feeds, raw=raw))
+        prepared = self.check_feeds(feeds, raw=raw)
+        try:
+            results = self._invoke(prepared)
+        except EdgekitError:
+            raise
+        except Exception as exc:  # the runtime's own error: the model cannot run these inputs
+            shapes = {name: tuple(value.shape) for name, value in prepared.items()}
+            raise ModelError(
+                f"{self.path.name} failed on {self.name} at input shapes {describe_shapes(shapes)}: {first_line(exc)}"
+            ) from exc
         out = {}
         for spec, value in zip(self.outputs, results, strict=True):
             if spec.quantization is not None and not raw:

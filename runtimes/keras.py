@@ -51,7 +51,14 @@ def _graph_call(model: Any, inputs: list[TensorSpec]) -> Callable[..., Any] | No
 class KerasRuntime(RuntimeBase):
     name = "keras"
 
-    def __init__(self, path: Path, *, threads: int | None = None, model: Any = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        threads: int | None = None,
+        model: Any = None,
+        shapes: dict[str, tuple[int, ...]] | None = None,  # Keras runs any shape its layers take
+    ) -> None:
         from edgekit.converters.sources import load_keras_model
 
         self.model = model if model is not None else load_keras_model(path)

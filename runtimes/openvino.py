@@ -1,32 +1,50 @@
-"""OpenVINO: an IR (.xml + .bin) or any model OpenVINO reads, compiled for CPU, GPU or AUTO."""
+"""OpenVINO: an IR (.xml + .bin) or any model OpenVINO reads, compiled for CPU, GPU or AUTO.
+
+A model is compiled at the shapes it runs: the resolved ``shapes`` where given, else its own
+with a dynamic leading batch fixed to 1 (as ``benchmark_app -shape`` does, so the plugin plans
+statically). Where other dimensions stay dynamic and nothing fixes them, compilation waits for
+the first inputs and uses their shapes: OpenVINO's "dynamic" plans are slower and not what a
+device would run.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgekit.errors import ModelError
-from edgekit.runtimes.base import RuntimeBase, TensorSpec
+from edgekit.runtimes.base import RuntimeBase, TensorSpec, describe_shapes, first_line
 
 
-def _spec(port, index: int) -> TensorSpec:  # noqa: ANN001 - openvino.Output
+def _spec(port: Any, index: int) -> TensorSpec:
     names = port.get_names()
     name = sorted(names)[0] if names else f"output_{index}"
     partial = port.get_partial_shape()
-    shape = tuple(int(d.get_length()) if d.is_static else None for d in partial)
+    shape = tuple(int(d.get_length()) if d.is_static else None for d in partial) if partial.rank.is_static else ()
     return TensorSpec(name=name, shape=shape, dtype=np.dtype(port.get_element_type().to_dtype()).name)
 
 
 class OpenVinoRuntime(RuntimeBase):
     name = "openvino"
+    batch_samples = False  # the CPU plugin recompiles for every new shape
 
-    def __init__(self, path: Path, *, threads: int | None = None, device: str = "CPU", hint: str = "LATENCY") -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        threads: int | None = None,
+        device: str = "CPU",
+        hint: str = "LATENCY",
+        shapes: dict[str, tuple[int, ...]] | None = None,
+    ) -> None:
         import openvino as ov
 
         self._ov = ov
-        core = ov.Core()
+        self._core = ov.Core()
+        self._device = device
         config: dict[str, object] = {"PERFORMANCE_HINT": hint}
         if device == "CPU":
             # On CPUs with AMX or AVX512-BF16 the plugin would otherwise run an fp32 model in bf16
@@ -34,41 +52,67 @@ class OpenVinoRuntime(RuntimeBase):
             config["INFERENCE_PRECISION_HINT"] = "f32"
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
+        self._config = config
         try:
-            model = core.read_model(str(path))
-            # Edge inference is one frame at a time: a dynamic batch is fixed to 1 before compiling
-            # (as benchmark_app's -shape does), so the plugin can plan for static shapes.
-            new_shapes = {}
-            for port in model.inputs:
-                shape = port.get_partial_shape()
-                if shape.rank.is_static and len(shape) > 0 and shape[0].is_dynamic:
-                    fixed = [1] + [d.get_length() if d.is_static else -1 for d in list(shape)[1:]]
-                    new_shapes[port.get_any_name()] = fixed
-            if new_shapes:
-                model.reshape(new_shapes)
-            self._compiled = core.compile_model(model, device, config)
-            supported = core.query_model(model, device) if device != "AUTO" else None
+            self._model = self._core.read_model(str(path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
-            raise ModelError(f"{path} is not a loadable OpenVINO model: {str(exc).splitlines()[0]}") from exc
+            raise ModelError(f"{path.name} is not a loadable OpenVINO model: {first_line(exc)}") from exc
+        self._compiled: Any = None
+        self._request: Any = None
+        self._compiled_for: dict[str, tuple[int, ...]] | None = None
+        self._fully: bool | None = None
+        self._unsupported: list[str] = []
+        super().__init__(
+            path,
+            [_spec(p, i) for i, p in enumerate(self._model.inputs)],
+            [_spec(p, i) for i, p in enumerate(self._model.outputs)],
+        )
+        if shapes is not None:
+            self.prepare(shapes)
+        elif not any(d is None for spec in self.inputs for d in spec.shape[1:]):
+            self.prepare({spec.name: tuple(1 if d is None else d for d in spec.shape) for spec in self.inputs})
+
+    def prepare(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        """Reshape to ``shapes`` and compile; a failure names the shapes it was tried at."""
+        if self._compiled_for == shapes:
+            return
+        model = self._model
+        try:
+            ports = list(model.inputs)
+            wanted = [tuple(shapes[spec.name]) for spec in self.inputs]
+            if any(_spec(port, i).shape != want for i, (port, want) in enumerate(zip(ports, wanted, strict=True))):
+                model.reshape({port: list(want) for port, want in zip(ports, wanted, strict=True)})
+            self._compiled = self._core.compile_model(model, self._device, self._config)
+            supported = self._core.query_model(model, self._device) if self._device != "AUTO" else None
+        except Exception as exc:  # shape inference or the plugin refusing: the model at this size
+            self._compiled_for = None
+            raise ModelError(
+                f"{self.path.name} cannot be compiled at input shapes {describe_shapes(shapes)}: {first_line(exc)}",
+                hint="check --shape against the sizes the model was made for",
+            ) from exc
         self._request = self._compiled.create_infer_request()
         ops = model.get_ordered_ops()
         self._fully = None if supported is None else len(supported) >= len(ops)
-        self._unsupported = (
-            []
-            if supported is None
-            else sorted({op.get_type_name() for op in ops if op.get_friendly_name() not in supported})
-        )
-        inputs = [_spec(p, i) for i, p in enumerate(self._compiled.inputs)]
-        super().__init__(path, inputs, [_spec(p, i) for i, p in enumerate(self._compiled.outputs)])
+        left_out = {
+            op.get_type_name() for op in ops if supported is not None and op.get_friendly_name() not in supported
+        }
+        self._unsupported = sorted(left_out)
+        self._compiled_for = dict(shapes)
+        self._outputs = list(self._compiled.outputs)
+
+    def _feed_shapes(self, feeds: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
+        return {spec.name: tuple(np.shape(feeds[spec.name])) for spec in self.inputs}
 
     def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.prepare(self._feed_shapes(feeds))
         ordered = [feeds[spec.name] for spec in self.inputs]
         result = self._request.infer(ordered)
-        return [np.asarray(result[port]) for port in self._compiled.outputs]
+        return [np.asarray(result[port]) for port in self._outputs]
 
     def bench_call(self, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
         # As benchmark_app's sync mode: input tensors set once, then infer() on the request.
         prepared = self.check_feeds(feeds, raw=False)
+        self.prepare(self._feed_shapes(prepared))
         for index, spec in enumerate(self.inputs):
             self._request.set_input_tensor(index, self._ov.Tensor(prepared[spec.name]))
         return self._request.infer

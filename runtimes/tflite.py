@@ -13,7 +13,7 @@ import numpy as np
 
 from edgekit.errors import ModelError, RuntimeUnavailable
 from edgekit.quiet import XNNPACK_NOTICE, filtered_stderr, silenced_stderr
-from edgekit.runtimes.base import Quantization, RuntimeBase, TensorSpec
+from edgekit.runtimes.base import Quantization, RuntimeBase, TensorSpec, describe_shapes, first_line
 
 
 def interpreter_class() -> Any:
@@ -72,24 +72,60 @@ def delegation(interpreter: Any) -> tuple[set[int], int]:
 
 
 class TFLiteRuntime(RuntimeBase):
-    name = "tflite"
+    """An interpreter allocated at the shapes it is asked to run: a model with a dynamic
+    signature (``[-1, -1, -1, 3]``) is resized to the resolved shapes before allocation, never
+    allocated at LiteRT's placeholder ``[1, 1, 1, 3]`` (where XNNPACK fails to reshape)."""
 
-    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+    name = "tflite"
+    batch_samples = False  # one frame per invoke, as on a device
+
+    def __init__(self, path: Path, *, threads: int | None = None, shapes: dict[str, tuple[int, ...]] | None = None):
         Interpreter = interpreter_class()  # noqa: N806
         try:
             with filtered_stderr(XNNPACK_NOTICE):
                 self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
-                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{path} is not a loadable TFLite model: {str(exc).splitlines()[0]}") from exc
+            raise ModelError(f"{path.name} is not a loadable TFLite model: {first_line(exc)}") from exc
         self._input_details = self._interpreter.get_input_details()
         self._output_details = self._interpreter.get_output_details()
-        # Shapes as allocated (batch 1 where the signature says -1): the interpreter runs one
-        # sample at a time unless resized, which is how a device runs it.
-        inputs = [_spec({**d, "shape_signature": d["shape"]}) for d in self._input_details]
-        super().__init__(path, inputs, [_spec(d) for d in self._output_details])
+        self._allocated: dict[str, tuple[int, ...]] | None = None
+        super().__init__(path, [_spec(d) for d in self._input_details], [_spec(d) for d in self._output_details])
+        if shapes is not None:
+            self.prepare(shapes)
+        elif not any(d is None for spec in self.inputs for d in spec.shape[1:]):
+            # Static but for a leading batch: ready at batch 1 (LiteRT's allocation), as a device runs it.
+            self.prepare({spec.name: tuple(1 if d is None else d for d in spec.shape) for spec in self.inputs})
+
+    def prepare(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        """Resize the inputs to ``shapes`` and allocate; a failure names the shapes it was tried at."""
+        if self._allocated == shapes:
+            return
+        missing = [d["name"] for d in self._input_details if d["name"] not in shapes]
+        if missing:
+            raise ModelError(f"{self.path.name}: no shape given for input '{missing[0]}'")
+        interpreter = self._interpreter
+        try:
+            with filtered_stderr(XNNPACK_NOTICE):
+                for detail in self._input_details:
+                    want = list(shapes[detail["name"]])
+                    if list(detail["shape"]) != want:
+                        interpreter.resize_tensor_input(detail["index"], want)
+                interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            self._allocated = None
+            raise ModelError(
+                f"{self.path.name} cannot be prepared at input shapes {describe_shapes(shapes)}: {first_line(exc)}",
+                hint="check --shape against the sizes the model was made for",
+            ) from exc
+        self._input_details = interpreter.get_input_details()
+        self._output_details = interpreter.get_output_details()
+        self._allocated = dict(shapes)
+
+    def _shapes_of(self, feeds: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
+        return {detail["name"]: tuple(np.shape(feeds[detail["name"]])) for detail in self._input_details}
 
     def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.prepare(self._shapes_of(feeds))
         for detail in self._input_details:
             self._interpreter.set_tensor(detail["index"], feeds[detail["name"]])
         self._interpreter.invoke()
@@ -98,6 +134,7 @@ class TFLiteRuntime(RuntimeBase):
     def bench_call(self, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
         # Inputs set once; the timed call is the interpreter's invoke itself, as in a bare loop.
         prepared = self.check_feeds(feeds, raw=False)
+        self.prepare(self._shapes_of(prepared))
         for detail in self._input_details:
             self._interpreter.set_tensor(detail["index"], prepared[detail["name"]])
         return self._interpreter.invoke
@@ -116,6 +153,8 @@ class TFLiteRuntime(RuntimeBase):
             return None
 
     def unaccelerated_ops(self) -> list[str]:
+        if self._allocated is None:
+            return []  # not prepared at any size yet: nothing is delegated
         try:
             undelegated, _ = delegation(self._interpreter)
         except Exception:  # noqa: BLE001 - an interpreter without the graph view: nothing to say

@@ -23,14 +23,42 @@ def analyze(
     model: Path = typer.Argument(..., help="A .tflite, .onnx or OpenVINO .xml model."),
     top: int = typer.Option(12, "--top", help="Operator kinds to list (costliest first); 0 lists all."),
     ops: bool = typer.Option(False, "--ops", help="With --json: include every operator, not only per-kind totals."),
+    shape: list[str] = typer.Option(
+        None,
+        "--shape",
+        metavar="NAME=D0,D1,…",
+        help="Input size to price it at, e.g. x=1,3,640,640 (repeat per input; bare for a one-input model).",
+    ),
+    data: Path = typer.Option(None, "--data", help="Real input samples (.npz/.npy): their shapes, and values to run."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Per operator kind: MACs, parameters and bytes moved; totals and peak activation memory."""
+    from edgekit.data import Split, check_data_path, load_dataset
+    from edgekit.errors import InputNotFoundError
     from edgekit.graph import analyze as analyze_graph
+    from edgekit.graph import model_inputs
+    from edgekit.inputs import ShapeRequest, resolve, shapes_of
+    from edgekit.manifest import read_manifest
 
-    graph = analyze_graph(model)
+    if not model.exists():
+        raise InputNotFoundError(f"model {model} does not exist")
+    request = ShapeRequest.parse(shape)
+    if data is not None:
+        check_data_path(data, "--data")
+    specs = model_inputs(model) if model.suffix.lower() in (".tflite", ".onnx", ".xml") else []
+    layout = ((read_manifest(model) or {}).get("layout") or {}).get("inputs")
+    dataset = load_dataset(data, Split.EVALUATION, specs, layout=layout) if data is not None and specs else None
+    resolved = resolve(
+        specs,
+        request=request,
+        data_shapes=dataset.sample_shapes() if dataset is not None else None,
+        manifest_inputs=(read_manifest(model) or {}).get("inputs"),
+        model=model.name,
+    )
+    feeds = {key: dataset.sample(0, key) for key in dataset.inputs} if dataset is not None else None
+    graph = analyze_graph(model, shapes=shapes_of(resolved), feeds=feeds)
     if as_json:
-        emit_json(graph.to_dict(ops=ops))
+        emit_json({**graph.to_dict(ops=ops), "inputs": [r.to_dict() for r in resolved]})
         return
     rows = graph.by_kind()
     table = Table(title=f"{model.name} · {graph.format} · {graph.precision} · {len(graph.ops)} operators")
@@ -48,6 +76,7 @@ def analyze(
             _count(row["params"]), human_bytes(row["bytes"]),
         )  # fmt: skip
     print_wide(table, min_width=100)
+    stdout.print("inputs: " + "; ".join(r.describe() for r in resolved), markup=False)
     if top and len(rows) > top:
         stdout.print(f"… {len(rows) - top} more operator kinds (--top 0 lists all)")
     stdout.print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,14 +15,16 @@ from rich.table import Table
 
 from edgekit.cli.output import emit_json, human_bytes, print_wide, stderr, stdout
 from edgekit.errors import ConfigError, DeviceError, InputNotFoundError, OutputExistsError, UnknownNameError
+from edgekit.inputs import ResolvedInput, ShapeRequest, random_inputs, random_values_note, resolve, shapes_of
 from edgekit.manifest import artifact_size
 from edgekit.outputs import atomic_file
+from edgekit.runtimes.base import format_shape
 from edgekit.units import format_ms
 
 CSV_COLUMNS = (
     "model runtime threads size_bytes load_ms first_ms mean_ms std_ms cv p50_ms p90_ms p99_ms fps "
     "peak_rss_mb rss_growth_mb fully_accelerated runs "
-    "device predicted_ms predicted_low_ms predicted_high_ms fits_memory"
+    "device predicted_ms predicted_low_ms predicted_high_ms fits_memory inputs"
 ).split()
 
 
@@ -127,6 +130,7 @@ def _csv(results: list[dict[str, Any]]) -> str:
                 "predicted_low_ms": predicted.get("low_ms", ""),
                 "predicted_high_ms": predicted.get("high_ms", ""),
                 "fits_memory": predicted.get("fits_memory", ""),
+                "inputs": " ".join(f"{i['name']}={'x'.join(map(str, i['shape'])) or '()'}" for i in r["inputs"]),
             }
         )
     return buffer.getvalue()
@@ -188,6 +192,12 @@ def bench(
     duration: float = typer.Option(None, "--duration", help="Time each measurement for this many seconds instead."),
     warmup: int = typer.Option(10, "--warmup", help="Untimed inferences before timing."),
     data: Path = typer.Option(None, "--data", help="Real input samples (.npz/.npy) instead of random inputs."),
+    shape: list[str] = typer.Option(
+        None,
+        "--shape",
+        metavar="NAME=D0,D1,…",
+        help="Input size to run at, e.g. x=1,3,640,640 (repeat per input; a bare 1,224,224,3 for a one-input model).",
+    ),
     csv_out: Path = typer.Option(None, "--csv", help="Also write the results as CSV to this file."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --csv file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout; progress goes to stderr."),
@@ -201,7 +211,7 @@ def bench(
     """Measure load time, first inference, latency percentiles, throughput and memory;
     with --device, predict them for other devices."""
     from edgekit.bench import BenchSettings, measure
-    from edgekit.data import Split, check_data_path, load_dataset
+    from edgekit.data import check_data_path
     from edgekit.graph import analyze
     from edgekit.predict import choose_runtime, predict
     from edgekit.runtimes import RUNTIMES, load_runtime, runtime_for_path
@@ -216,6 +226,7 @@ def bench(
             raise InputNotFoundError(f"model {model} does not exist")
     if data is not None:
         check_data_path(data, "--data")
+    request = ShapeRequest.parse(shape)
     targets = _devices(device, thread_counts)
     plan: list[tuple[Path, str, int | None, Target | None]] = []
     skipped: list[dict[str, Any]] = []  # (model, device) pairs a profile cannot run: said, not fatal
@@ -249,6 +260,10 @@ def bench(
                     plan.append((model, name, t, target))
     if not plan and first_refusal is not None:
         raise first_refusal  # nothing at all can be predicted: that is the error
+    # Every model's inputs at the size it runs at, decided before any timing: a size nothing
+    # fixes is one line now, not a measurement at a made-up one.
+    chosen = {(model, name) for model, name, _, _ in plan}
+    inputs = _resolve_all(sorted(chosen, key=lambda k: (str(k[0]), k[1])), request, data)
     if csv_out is not None and csv_out.exists() and not force:
         raise OutputExistsError(f"--csv {csv_out} already exists", hint="pass --force to overwrite it")
 
@@ -267,9 +282,11 @@ def bench(
         for model, name, count, device_target in plan:
             predicted = None
             device_name = device_target.profile.name if device_target else None
+            resolved, dataset = inputs[model, name]
             if device_target is not None:
                 if (model, name) not in graphs:
-                    graphs[model, name] = analyze(model, name)
+                    feeds = data_feeds_for(dataset, resolved)
+                    graphs[model, name] = analyze(model, name, shapes_of(resolved), feeds)
                 prediction = predict(
                     graphs[model, name],
                     device_target.profile,
@@ -280,22 +297,20 @@ def bench(
                 predicted = prediction.to_dict()
                 count = prediction.threads if count is None else count
                 if not device_target.here:
-                    results.append(_row(model, name, count, None, device_name, predicted))
+                    results.append(_row(model, name, count, None, device_name, predicted, resolved, dataset))
                     continue
             task = bar.add_task(f"{model.name} · {name} · {count or 'auto'} threads", total=settings.runs or None)
-            dataset = None
-            if data is not None:
-                with load_runtime(model, name, threads=count) as probe:
-                    dataset = load_dataset(data, Split.EVALUATION, probe.inputs)
 
             def update(done: int, total: int, task: Any = task) -> None:
                 bar.update(task, completed=done, total=total or None)
 
-            def open_runtime(model: Path = model, name: str = name, count: int | None = count) -> Any:
-                return load_runtime(model, name, threads=count)
+            at = shapes_of(resolved)
 
-            measured = measure(open_runtime, settings, data=dataset, progress=update)
-            results.append(_row(model, name, count, measured, device_name, predicted))
+            def open_runtime(model: Path = model, name: str = name, count: int | None = count, at: Any = at) -> Any:
+                return load_runtime(model, name, threads=count, shapes=at)
+
+            measured = measure(open_runtime, settings, data=dataset, resolved=resolved, progress=update)
+            results.append(_row(model, name, count, measured, device_name, predicted, resolved, dataset))
             bar.remove_task(task)
     if csv_out is not None:
         with atomic_file(csv_out, force=True) as staging:
@@ -309,6 +324,8 @@ def bench(
         print_wide(_table(measured_rows, labels))
         for note in _acceleration_notes(measured_rows, labels):
             stdout.print(note, markup=False)
+    for line in _input_lines(results, labels):
+        stdout.print(line, markup=False)
     if targets:
         if any(r["predicted"] for r in results):
             print_wide(_prediction_table(results, labels))
@@ -327,14 +344,93 @@ def _row(
     measured: dict[str, Any] | None,
     device: str | None,
     predicted: dict[str, Any] | None,
+    resolved: list[ResolvedInput],
+    dataset: Any,
 ) -> dict[str, Any]:
-    """One result: what was measured here and/or predicted for a device."""
+    """One result: what was measured here and/or predicted for a device, and at which inputs."""
+    values = f"sample 0 of {Path(dataset.origin).name}" if dataset is not None else random_values_note(resolved)
     return {
         "model": str(model),
         "runtime": runtime,
         "threads": threads,
         "size_bytes": artifact_size(model),
+        "inputs": [{**r.to_dict(), "values": values} for r in resolved],
+        # Timed at these inputs' values: a different input may give a bigger output and a longer run.
+        "value_dependent_outputs": _value_dependent(str(model), tuple(sorted(shapes_of(resolved).items()))),
         "measured": measured,
         "device": device,
         "predicted": predicted,
     }
+
+
+@functools.lru_cache(maxsize=64)
+def _value_dependent(model: str, shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> list[str]:
+    """Once per model and size: shape inference is not free on a big graph."""
+    from edgekit.graph import value_dependent_outputs
+
+    return value_dependent_outputs(Path(model), dict(shapes))
+
+
+def _resolve_all(
+    pairs: list[tuple[Path, str]], request: ShapeRequest, data: Path | None
+) -> dict[tuple[Path, str], tuple[list[ResolvedInput], Any]]:
+    """Each (model, runtime)'s inputs resolved (--shape, --data, manifest, model), with its data."""
+    from edgekit.data import Split, load_dataset
+    from edgekit.graph import model_inputs
+    from edgekit.manifest import read_manifest
+    from edgekit.runtimes import load_runtime
+
+    declared: dict[tuple[Path, str], list[Any]] = {}
+    for model, name in pairs:
+        if name == "keras":
+            with load_runtime(model, name) as probe:
+                declared[model, name] = list(probe.inputs)
+        else:  # read from the file: a row only predicted for a device needs no runtime here
+            declared[model, name] = model_inputs(model)
+    known = {spec.name.split(":")[0] for specs in declared.values() for spec in specs}
+    known |= {spec.name for specs in declared.values() for spec in specs}
+    for name in request.named:
+        if name not in known:
+            raise UnknownNameError("input", name, sorted(known))
+    resolved = {}
+    for (model, name), specs in declared.items():
+        names = {spec.name for spec in specs} | {spec.name.split(":")[0] for spec in specs}
+        mine = ShapeRequest({k: v for k, v in request.named.items() if k in names}, request.bare)
+        manifest = read_manifest(model) or {}
+        layout = (manifest.get("layout") or {}).get("inputs")
+        dataset = load_dataset(data, Split.EVALUATION, specs, layout=layout) if data is not None else None
+        resolved[model, name] = (
+            resolve(
+                specs,
+                request=mine,
+                data_shapes=dataset.sample_shapes() if dataset is not None else None,
+                manifest_inputs=manifest.get("inputs"),
+                model=model.name,
+            ),
+            dataset,
+        )
+    return resolved
+
+
+def data_feeds_for(dataset: Any, resolved: list[ResolvedInput]) -> Any:
+    """The inputs a model's shapes are read from for a prediction: the data's first sample, else random."""
+    if dataset is None:
+        return random_inputs(resolved)
+    return {key: dataset.sample(0, key) for key in dataset.inputs}
+
+
+def _input_lines(results: list[dict[str, Any]], labels: dict[str, str]) -> list[str]:
+    """``inputs, det.onnx: x (1, 3, 640, 640) float32 from --shape; random floats …``, once per model."""
+    lines: dict[str, str] = {}
+    for r in results:
+        described = "; ".join(
+            f"{i['name']} {format_shape(tuple(i['shape']))} {i['dtype']} from {i['origin']}"
+            + (" (dynamic batch set to 1)" if i["batch_defaulted"] else "")
+            for i in r["inputs"]
+        )
+        values = r["inputs"][0]["values"] if r["inputs"] else ""
+        line = f"inputs, {labels[r['model']]}: {described or 'none'}; values: {values}"
+        if r.get("value_dependent_outputs"):
+            line += f"; outputs sized by the input values: {', '.join(r['value_dependent_outputs'])}"
+        lines.setdefault(r["model"], line)
+    return list(lines.values())

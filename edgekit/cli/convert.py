@@ -11,8 +11,9 @@ from rich.table import Table
 
 from edgekit.cli.output import emit_json, human_bytes, log, stdout
 from edgekit.data import DEFAULT_CALIBRATION_SAMPLES
-from edgekit.errors import ConfigError, QualityGateFailed, UnknownNameError
+from edgekit.errors import ConfigError, DataError, InputNotFoundError, QualityGateFailed, UnknownNameError
 from edgekit.formats import FORMATS, get_format, parse_precision
+from edgekit.inputs import ShapeRequest
 
 
 def _metric_text(metric: dict[str, Any] | None) -> str:
@@ -59,6 +60,10 @@ def _print_report(report: dict[str, Any]) -> None:
         "gate", "—" if gate is None else f"max drop {gate['max_drop']}: {'PASSED' if gate['passed'] else 'FAILED'}"
     )
     table.add_row("checked on", f"{report['evaluation']['samples']} samples of {report['evaluation']['origin']}")
+    inputs = "; ".join(
+        f"{i['name']} ({', '.join(map(str, i['shape']))}) from {i['origin']}" for i in report.get("inputs", [])
+    )
+    table.add_row("at inputs", inputs or "—")
     table.add_row("manifest", report["manifest"])
     table.add_row("time", f"{report['seconds']:.1f} s")
     for note in report["notes"]:
@@ -67,7 +72,20 @@ def _print_report(report: dict[str, Any]) -> None:
 
 
 COLOURS = ("rgb", "bgr", "gray")
-TASKS = ("classification", "binary-classification", "regression", "detection")
+# raw: outputs the daemon publishes as they are (named arrays, bounded), for a model it cannot decode.
+TASKS = ("classification", "binary-classification", "regression", "detection", "raw")
+
+
+def _read_labels(path: Path) -> list[str]:
+    if not path.exists():
+        raise InputNotFoundError(f"--labels {path} does not exist")
+    try:
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"--labels {path.name} is not a readable text file (one class name per line)") from exc
+    if not names:
+        raise DataError(f"--labels {path.name} holds no class names", hint="write one class name per line")
+    return names
 
 
 def image_preprocessing(
@@ -94,7 +112,9 @@ def image_preprocessing(
 
 
 def convert(
-    source: Path = typer.Argument(..., help="Model to convert: .keras, .h5, SavedModel folder, .tflite or .onnx."),
+    source: Path = typer.Argument(
+        ..., help="Model to convert: .keras, .h5, SavedModel folder, .tflite, .onnx or an OpenVINO .xml."
+    ),
     to: str = typer.Option(..., "--to", help=f"Target format: {', '.join(FORMATS)}."),
     quant: str = typer.Option(
         "fp32",
@@ -117,7 +137,16 @@ def convert(
     task: str = typer.Option(
         None,
         "--task",
-        help="For a model without example.json: classification, binary-classification, regression or detection.",
+        help="For a model without example.json: classification, binary-classification, regression, detection "
+        "or raw (outputs published as they are).",
+    ),
+    labels: Path = typer.Option(None, "--labels", help="Class names, one per line (a model without example.json)."),
+    shape: list[str] = typer.Option(
+        None,
+        "--shape",
+        metavar="NAME=D0,D1,…",
+        help="Input size to check at, e.g. x=1,3,640,640 (bare for one input); an artifact built from Keras, "
+        "or from ONNX to TFLite or OpenVINO, is fixed at it.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout; logs go to stderr."),
 ) -> None:
@@ -130,6 +159,8 @@ def convert(
     if task is not None and task not in TASKS:
         raise UnknownNameError("task", task, TASKS)
     precision = parse_precision(quant)
+    shapes = ShapeRequest.parse(shape)
+    names = _read_labels(labels) if labels is not None else None
     if precision is None and max_drop is None:
         log(
             "note: --quant auto without --max-drop keeps the first precision that converts (int8 with calibration data)"
@@ -148,6 +179,8 @@ def convert(
             calib_samples=calib_samples,
             preprocessing=preprocessing,
             task=task,
+            shapes=shapes,
+            labels=names,
         ),
         progress=log,
     )

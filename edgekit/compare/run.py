@@ -99,7 +99,14 @@ def _describe(request: CompareRequest) -> dict[str, Any]:
     return {"task": None, "labels": None, "preprocessing": None, "postprocessing": None}
 
 
-def _load(path: Path, specs: list[Any], description: dict[str, Any], limit: int | None, who: str) -> Dataset:
+def _load(
+    path: Path,
+    specs: list[Any],
+    description: dict[str, Any],
+    limit: int | None,
+    who: str,
+    layout: dict[str, list[int]] | None = None,
+) -> Dataset:
     try:
         data = load_dataset(
             path,
@@ -107,10 +114,11 @@ def _load(path: Path, specs: list[Any], description: dict[str, Any], limit: int 
             specs,
             preprocessing=description.get("preprocessing"),
             class_names=description.get("labels"),
+            layout=layout,
         )
     except DataError as exc:
         raise DataError(f"{who}: {exc.message}", hint=exc.hint or "give data shaped as this model's inputs") from exc
-    return data.sample(limit) if limit else data
+    return data.subset(limit) if limit else data
 
 
 def _open_edges(request: CompareRequest, description: dict[str, Any]) -> list[EdgeSide]:
@@ -119,8 +127,10 @@ def _open_edges(request: CompareRequest, description: dict[str, Any]) -> list[Ed
     sides = []
     for path in request.edge:
         runtime = load_runtime(path, threads=request.threads)
-        data = _load(request.data, runtime.inputs, description, request.limit, f"edge artifact {path.name}")
-        sides.append(EdgeSide(path, runtime, data, read_manifest(path)))
+        manifest = read_manifest(path)
+        layout = ((manifest or {}).get("layout") or {}).get("inputs")
+        data = _load(request.data, runtime.inputs, description, request.limit, f"edge artifact {path.name}", layout)
+        sides.append(EdgeSide(path, runtime, data, manifest))
     return sides
 
 
@@ -209,7 +219,11 @@ def _server_latency(client: ModelServerClient, data: Dataset, request: CompareRe
 
 
 def _device_prediction(
-    path: Path, runtime_name: str, device: tuple[Any, str | None] | None, threads: int | None
+    path: Path,
+    runtime_name: str,
+    device: tuple[Any, str | None] | None,
+    threads: int | None,
+    shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> tuple[dict[str, Any] | None, str]:
     """``device``: the profile and runtime ``parse_device`` read once from --device."""
     if device is None:
@@ -220,7 +234,7 @@ def _device_prediction(
     profile, device_runtime = device
     try:
         prediction = predict(
-            analyze(path, runtime_name), profile, engine=runtime_name, threads=threads, runtime=device_runtime
+            analyze(path, runtime_name, shapes), profile, engine=runtime_name, threads=threads, runtime=device_runtime
         )
     except DeviceError as exc:
         return None, exc.one_line()
@@ -239,19 +253,20 @@ def _edge_report(
     from edgekit.runtimes import load_runtime
     from edgekit.runtimes.base import run_batched
 
-    outputs = run_batched(side.runtime, side.data.inputs)  # load_dataset keyed it by input name
+    outputs = run_batched(side.runtime, side.data.inputs, whole=side.data.whole)  # keyed by input name
     edge_out = [outputs[spec.name] for spec in side.runtime.outputs]
     quality = compare_outputs(
         desc.get("task"), side.data, server_out, edge_out, labels=desc.get("labels"),
         postprocessing=desc.get("postprocessing"),
     )  # fmt: skip
     runtime_name = side.runtime.name
+    shapes = side.data.sample_shapes()  # the edge runs at the data's own sizes: they are on the record
     measured = measure(
-        lambda: load_runtime(side.path, runtime_name, threads=request.threads),
+        lambda: load_runtime(side.path, runtime_name, threads=request.threads, shapes=shapes),
         BenchSettings(runs=request.runs, warmup=10),
         data=side.data,
     )
-    predicted, why_not = _device_prediction(side.path, runtime_name, device, request.threads)
+    predicted, why_not = _device_prediction(side.path, runtime_name, device, request.threads, shapes)
     edge_ms = predicted["latency_ms"] if predicted else measured["p50_ms"]
     latency = server["latency"]
     break_even = BreakEven(latency["measured"]["p50_ms"], latency["link"]["transfer_ms"], edge_ms)
@@ -262,6 +277,18 @@ def _edge_report(
         "precision": manifest.get("precision"),
         "runtime": runtime_name,
         "size_bytes": artifact_size(side.path),
+        "inputs": [
+            {
+                "name": spec.name,
+                "shape": list(shapes[spec.name]),
+                "dtype": spec.float_dtype,
+                "origin": "data",
+                "declared": list(spec.shape),
+                "batch_defaulted": False,
+            }
+            for spec in side.runtime.inputs
+            if spec.name in shapes
+        ],
         "quality": quality,
         "latency": {
             "here": measured,

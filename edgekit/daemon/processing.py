@@ -29,10 +29,13 @@ class ModelContract:
     def for_model(cls, model: Path) -> ModelContract:
         description = model_description(model)
         pre = description.get("preprocessing")
-        if not pre or pre.get("kind") != "image":
+        if not pre or pre.get("kind") != "image" or "size" not in pre:
+            fmt = {".tflite": "tflite", ".onnx": "onnx", ".xml": "openvino"}.get(model.suffix, "tflite")
             raise ConfigError(
-                f"{model.name} has no image preprocessing in its manifest",
-                hint="convert it with `edgekit convert` (the manifest records how to feed it camera frames)",
+                f"{model.name} has no image preprocessing in a manifest, so edgekit cannot feed it camera frames",
+                hint=f"adopt it with `edgekit convert {model.name} --to {fmt} --image-size HxW --color rgb "
+                "--scale 0.00392 --task raw` (or --task classification --labels FILE); convert a Keras "
+                "model with `edgekit convert`",
             )
         return cls(
             task=description.get("task") or "raw",
@@ -41,12 +44,21 @@ class ModelContract:
             postprocessing=description.get("postprocessing"),
         )
 
-    def check_input(self, spec: Any, model: Path) -> None:
-        """The manifest's image size and colour must match the model's input tensor."""
+    @property
+    def channels_first(self) -> bool:
+        return str(self.preprocessing.get("layout", "NHWC")).upper() == "NCHW"
+
+    def frame_shape(self) -> tuple[int, ...]:
+        """The model input one camera frame becomes: (1, H, W, C), or (1, C, H, W) for NCHW."""
         height, width = self.preprocessing["size"]
         channels = 1 if self.preprocessing.get("color") == "gray" else 3
-        expected = (height, width, channels)
-        if tuple(spec.shape[1:]) != expected:
+        return (1, channels, height, width) if self.channels_first else (1, height, width, channels)
+
+    def check_input(self, spec: Any, model: Path) -> None:
+        """The manifest's image size, colour and layout must match the model's input tensor."""
+        expected = self.frame_shape()
+        declared = tuple(spec.shape)
+        if len(declared) != 4 or any(d is not None and d != e for d, e in zip(declared, expected, strict=True)):
             raise DataError(
                 f"{model.name}: the manifest says frames become {format_shape(expected)}, "
                 f"but the model's input is {format_shape(spec.shape)}",
@@ -54,12 +66,16 @@ class ModelContract:
             )
 
     def prepare(self, frame_bgr: np.ndarray) -> np.ndarray:
-        return preprocess_image(frame_bgr, self.preprocessing)[np.newaxis, ...]
+        image = preprocess_image(frame_bgr, self.preprocessing)
+        if self.channels_first:
+            image = image.transpose(2, 0, 1)
+        return image[np.newaxis, ...]
 
     def interpret(
-        self, output: np.ndarray, frame_shape: tuple[int, ...], *, threshold: float, top_k: int
+        self, outputs: dict[str, np.ndarray], frame_shape: tuple[int, ...], *, threshold: float, top_k: int
     ) -> list[dict[str, Any]]:
-        """The model's raw output → predictions a subscriber can use."""
+        """The model's outputs → predictions a subscriber can use."""
+        output = next(iter(outputs.values()))
         if self.task in CLASSIFICATION_TASKS:
             scores = output.reshape(-1).astype(float)
             if self.task == "binary-classification" or scores.size == 1:
@@ -96,4 +112,27 @@ class ModelContract:
                 }
                 for b, s, c in zip(found.boxes, found.scores, found.classes, strict=True)
             ]
-        return [{"values": np.asarray(output).reshape(-1)[:64].round(5).tolist()}]
+        return raw_outputs(outputs)
+
+
+# A raw result carries at most this many values per output: a camera's results stream must stay
+# small whatever the model emits (a face detector's 896 × 16 regressors, a segmentation mask).
+RAW_VALUES_PER_OUTPUT = 64
+
+
+def raw_outputs(outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Outputs edgekit cannot decode, published as they are: name, shape, the first values."""
+    published = []
+    for name, value in outputs.items():
+        flat = np.asarray(value).reshape(-1)
+        values = flat[:RAW_VALUES_PER_OUTPUT]
+        published.append(
+            {
+                "output": name,
+                "shape": [int(d) for d in np.shape(value)],
+                "dtype": str(flat.dtype),
+                "values": values.round(5).tolist() if values.dtype.kind == "f" else values.tolist(),
+                "truncated": bool(flat.size > RAW_VALUES_PER_OUTPUT),
+            }
+        )
+    return published

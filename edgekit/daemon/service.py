@@ -26,7 +26,7 @@ from edgekit.daemon.mqtt import BrokerSettings, DaemonLink
 from edgekit.daemon.mqtt_protocol import MqttVersion
 from edgekit.daemon.outbox import OfflineBuffer
 from edgekit.daemon.processing import ModelContract
-from edgekit.errors import BrokerError, InputNotFoundError
+from edgekit.errors import BrokerError, ConfigError, InputNotFoundError
 from edgekit.runtimes import load_runtime
 
 log = logging.getLogger("edgekit.daemon")
@@ -94,7 +94,15 @@ class Daemon:
             raise InputNotFoundError(f"model {config.model} does not exist")
         contract = ModelContract.for_model(config.model)
         runtime = load_runtime(config.model, config.runtime, threads=config.threads)
+        if len(runtime.inputs) != 1:
+            runtime.close()
+            raise ConfigError(
+                f"{config.model.name} has {len(runtime.inputs)} inputs; the daemon feeds one camera frame to one input",
+                hint="bench or compare it instead (edgekit bench --data)",
+            )
         contract.check_input(runtime.inputs[0], config.model)
+        if hasattr(runtime, "prepare"):  # a dynamic input is prepared at the frame's size now, not at the first frame
+            runtime.prepare({runtime.inputs[0].name: contract.frame_shape()})
         check_source(config.source)
         input_name = runtime.inputs[0].name
         log.info(
@@ -160,7 +168,7 @@ class Daemon:
                 output = runtime.run({input_name: batch})
                 inferred = time.perf_counter()
                 predictions = contract.interpret(
-                    next(iter(output.values())), frame.image.shape, threshold=self.threshold, top_k=config.top_k
+                    output, frame.image.shape, threshold=self.threshold, top_k=config.top_k
                 )
                 done = time.perf_counter()
                 latency_ms = (frame.prepare_seconds + done - start) * 1000
