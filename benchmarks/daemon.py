@@ -42,7 +42,7 @@ from edgekit.examples import train_example  # noqa: E402
 from edgekit.examples.shapes_video import write_shapes_video  # noqa: E402
 from edgekit.formats import Precision, get_format  # noqa: E402
 from edgekit.runtimes import load_runtime  # noqa: E402
-from tests.mqtt_helpers import Mosquitto  # noqa: E402
+from tools.mqtt_brokers import Mosquitto  # noqa: E402
 
 
 def log(line: str) -> None:

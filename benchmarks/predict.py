@@ -2,7 +2,7 @@
 
     python benchmarks/predict.py [--seconds 2] [--rounds 2] [--threads 1] [--no-write]
 
-1. This machine: calibrate a profile here (edgekit.calibrate: the calibration set, TFLite and
+1. This machine: calibrate a profile here (edgekit.predict.calibrate: the calibration set, TFLite and
    ONNX Runtime, fp32 and int8), then build six architectures that are not in the calibration
    set, convert each four ways, time them (``--rounds`` interleaved rounds, median of medians)
    and predict each with the calibrated profile. Reported: median and worst absolute error,
@@ -42,10 +42,10 @@ def pct(value: float) -> str:
 
 
 def host_part(work: Path, seconds: float, rounds: int, threads: int, dump: Path | None = None) -> list[str]:
-    from edgekit.calibrate import SYNTHETIC, build_calibration_model, calibrate, export, time_model
-    from edgekit.features import Features
-    from edgekit.graph import analyze
     from edgekit.predict import peak_flops, predict
+    from edgekit.predict.calibrate.run import SYNTHETIC, build_calibration_model, calibrate, export, time_model
+    from edgekit.predict.graph import analyze
+    from edgekit.predict.graph.features import Features
 
     log("calibrating this machine …")
     profile = calibrate(
@@ -167,8 +167,8 @@ def host_part(work: Path, seconds: float, rounds: int, threads: int, dump: Path 
 
 
 def references_part() -> list[str]:
-    from edgekit.predict import leave_one_out
-    from edgekit.profiles import load_profile, shipped_profile_names
+    from edgekit.predict import leave_one_reference_out
+    from edgekit.predict.profiles import load_profile, shipped_profile_names
 
     lines = [
         "Published references, leave-one-out (each predicted by the profile fitted without it):",
@@ -180,7 +180,7 @@ def references_part() -> list[str]:
     for name in shipped_profile_names():
         profile = load_profile(name)
         for processor in ("cpu", "gpu"):
-            rows = leave_one_out(profile, processor)
+            rows = leave_one_reference_out(profile, processor)
             if not rows:
                 if processor == "cpu":
                     borrowed = (

@@ -221,7 +221,7 @@ def dynamic_tflite(model: CorpusModel, work: Path) -> Path:
     import keras
     import tensorflow as tf
 
-    from edgekit.converters.sources import quiet_stdout
+    from edgekit.quiet import quiet_stdout
 
     out = work / f"{model.name}_dynamic.tflite"
     with quiet_stdout():  # the exporter prints every captured variable: stdout is this report's
@@ -257,7 +257,7 @@ def main() -> None:
             path = model.path if model.format != "keras" else dynamic_tflite(model, work)
             shapes = _shapes(model)
             if model.format == "keras":
-                from edgekit.graph import model_inputs
+                from edgekit.predict.graph import model_inputs
 
                 shapes = {model_inputs(path)[0].name: shapes[""]}
             ratios = bench_against_bare(path, shapes, args.pairs, args.runs)

@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.converters.sources import quiet_stdout
 from edgekit.data import Dataset
-from edgekit.errors import ConversionError
+from edgekit.errors import ConversionError, first_line
 from edgekit.formats import Precision
-from edgekit.quiet import filtered_stderr
+from edgekit.quiet import filtered_stderr, quiet_stdout
 
 # The MLIR quantizer's summary of its settings, printed on every int8 conversion.
 QUANTIZER_NOTICE = "fully_quantize:"
@@ -159,7 +158,7 @@ def keras_to_tflite(model: Any, out: Path, options: TFLiteOptions) -> Path:
             raise ConversionError(f"TFLite builtins do not support: {', '.join(ops)}", hint=hint) from exc
         first = next(
             (line for line in message.splitlines() if "error" in line.lower()),
-            message.splitlines()[0] if message else "",
+            first_line(exc),
         )
         raise ConversionError(f"TFLite conversion failed: {first.strip()[:300]}") from exc
     if options.allow_flex and b"Flex" in content:

@@ -72,10 +72,10 @@ def axis_order(source: tuple[int, ...], artifact: tuple[int, ...]) -> tuple[int,
 def _static_copy(source: Path, shapes: dict[str, tuple[int, ...]], folder: Path) -> Path:
     import onnx
 
-    from edgekit.graph import _with_input_shapes
+    from edgekit.predict.graph.onnx_reader import with_input_shapes
 
     model = onnx.load(str(source))
-    _with_input_shapes(model, shapes)
+    with_input_shapes(model, shapes)
     for index, node in enumerate(model.graph.node):
         node.name = _SCOPE_UNSAFE.sub("_", node.name) or f"{node.op_type}_{index}"
     fixed = folder / "model.onnx"

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.converters.sources import quiet_stdout
 from edgekit.data import Dataset
 from edgekit.errors import ConversionError
+from edgekit.foreign import ORT_QUANTIZE, TF2ONNX_CONVERT, mapped
 from edgekit.formats import Precision
-from edgekit.quiet import quiet_loggers
+from edgekit.quiet import quiet_loggers, quiet_stdout
 
 OPSET = 17
 # tf2onnx logs a traceback at WARNING when an optional optimizer pass (the transpose optimizer on
@@ -29,22 +29,16 @@ def keras_to_onnx(model: Any, out: Path) -> Path:
     import tf2onnx
 
     signature = [tf.TensorSpec((None, *tuple(t.shape[1:])), t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
-    try:
-        with quiet_stdout(), quiet_loggers(*TF2ONNX_LOGGERS):
-            tf2onnx.convert.from_keras(model, input_signature=signature, opset=OPSET, output_path=str(out))
-    except Exception as exc:
-        raise ConversionError(f"Keras → ONNX conversion failed: {str(exc).splitlines()[0][:300]}") from exc
+    with mapped(TF2ONNX_CONVERT, "Keras → ONNX conversion failed"), quiet_stdout(), quiet_loggers(*TF2ONNX_LOGGERS):
+        tf2onnx.convert.from_keras(model, input_signature=signature, opset=OPSET, output_path=str(out))
     return Path(out)
 
 
 def tflite_to_onnx(source: Path, out: Path) -> Path:
     import tf2onnx
 
-    try:
-        with quiet_stdout(), quiet_loggers(*TF2ONNX_LOGGERS):
-            tf2onnx.convert.from_tflite(str(source), opset=OPSET, output_path=str(out))
-    except Exception as exc:
-        raise ConversionError(f"TFLite → ONNX conversion failed: {str(exc).splitlines()[0][:300]}") from exc
+    with mapped(TF2ONNX_CONVERT, "TFLite → ONNX conversion failed"), quiet_stdout(), quiet_loggers(*TF2ONNX_LOGGERS):
+        tf2onnx.convert.from_tflite(str(source), opset=OPSET, output_path=str(out))
     return Path(out)
 
 
@@ -52,10 +46,10 @@ def fixed_input_copy(source: Path, shapes: dict[str, tuple[int, ...]], out: Path
     """``source`` with its inputs fixed at ``shapes`` (what --shape asks of the artifact)."""
     import onnx
 
-    from edgekit.graph import _with_input_shapes
+    from edgekit.predict.graph.onnx_reader import with_input_shapes
 
     model = onnx.load(str(source))
-    _with_input_shapes(model, shapes)
+    with_input_shapes(model, shapes)
     onnx.save(model, str(out))
     return Path(out)
 
@@ -95,13 +89,8 @@ def output_producers(path: Path) -> list[str]:
 def quantize_onnx(
     source: Path, out: Path, precision: Precision, calibration: Dataset | None, *, keep_head_float: bool
 ) -> Path:
-    try:
-        with quiet_stdout():
-            return _quantize_onnx(source, out, precision, calibration, keep_head_float=keep_head_float)
-    except ConversionError:
-        raise
-    except Exception as exc:
-        raise ConversionError(f"ONNX {precision.value} quantization failed: {str(exc).splitlines()[0][:300]}") from exc
+    with mapped(ORT_QUANTIZE, f"ONNX {precision.value} quantization failed", passes=ConversionError), quiet_stdout():
+        return _quantize_onnx(source, out, precision, calibration, keep_head_float=keep_head_float)
 
 
 def _quantize_onnx(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgekit.converters.sources import quiet_stdout
 from edgekit.data import Dataset
 from edgekit.errors import ConversionError
+from edgekit.foreign import OPENVINO_CONVERT, mapped
 from edgekit.formats import Precision
-from edgekit.runtimes.base import first_line
+from edgekit.quiet import quiet_stdout
 
 
 def to_openvino(
@@ -25,26 +25,21 @@ def to_openvino(
     Keras model; ``shapes`` fixes its inputs at those sizes (--shape)."""
     import openvino as ov
 
-    try:
-        with quiet_stdout():
-            if isinstance(source, Path) and source.suffix == ".xml":
-                model = ov.Core().read_model(str(source))
-            else:
-                model = ov.convert_model(str(source) if isinstance(source, Path) else source)
-            if shapes:
-                ports = list(model.inputs)
-                by_name = {port: shapes.get(port.get_any_name()) for port in ports}
-                if any(shape is None for shape in by_name.values()):
-                    missing = [port.get_any_name() for port, shape in by_name.items() if shape is None]
-                    raise ConversionError(f"--shape gives no size for OpenVINO input '{missing[0]}'")
-                model.reshape({port: list(shape) for port, shape in by_name.items() if shape is not None})
-            if precision is Precision.INT8:
-                model = _quantize(model, calibration, keep_head_float=keep_head_float)
+    with mapped(OPENVINO_CONVERT, "OpenVINO conversion failed", passes=ConversionError), quiet_stdout():
+        if isinstance(source, Path) and source.suffix == ".xml":
+            model = ov.Core().read_model(str(source))
+        else:
+            model = ov.convert_model(str(source) if isinstance(source, Path) else source)
+        if shapes:
+            ports = list(model.inputs)
+            by_name = {port: shapes.get(port.get_any_name()) for port in ports}
+            if any(shape is None for shape in by_name.values()):
+                missing = [port.get_any_name() for port, shape in by_name.items() if shape is None]
+                raise ConversionError(f"--shape gives no size for OpenVINO input '{missing[0]}'")
+            model.reshape({port: list(shape) for port, shape in by_name.items() if shape is not None})
+        if precision is Precision.INT8:
+            model = _quantize(model, calibration, keep_head_float=keep_head_float)
         ov.save_model(model, str(out), compress_to_fp16=precision is Precision.FP16)
-    except ConversionError:
-        raise
-    except Exception as exc:
-        raise ConversionError(f"OpenVINO conversion failed: {first_line(exc)}") from exc
     return Path(out)
 
 

@@ -1,1 +1,1 @@
-"""Device profiles shipped with edgekit, one YAML file per device (read by edgekit.profiles)."""
+"""Device profiles shipped with edgekit, one YAML file per device (read by edgekit.predict.profiles)."""

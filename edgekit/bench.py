@@ -19,9 +19,9 @@ import numpy as np
 import psutil
 
 from edgekit.data import Dataset
-from edgekit.errors import ConfigError, ModelError
+from edgekit.errors import ConfigError, ModelError, first_line
 from edgekit.inputs import ResolvedInput, random_inputs, resolve
-from edgekit.runtimes.base import describe_shapes, first_line
+from edgekit.runtimes.base import describe_shapes
 
 Progress = Callable[[int, int], None]
 

@@ -14,7 +14,8 @@ Everything is loaded with ``allow_pickle=False``: a data file never runs code.
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,6 @@ class Dataset:
     labels: np.ndarray | None = None
     boxes: np.ndarray | None = None  # detection truth: (image, class, x1, y1, x2, y2) in 0..1
     origin: str = ""
-    notes: list[str] = field(default_factory=list)
     whole: frozenset[str] = frozenset()
 
     def sample(self, index: int, key: str) -> np.ndarray:
@@ -75,17 +75,15 @@ class Dataset:
             labels=None if self.labels is None else self.labels[indices],
             boxes=boxes,
             origin=self.origin,
-            notes=list(self.notes),
             whole=self.whole,
         )
 
     def key_for(self, input_name: str) -> str:
         """The array feeding model input ``input_name``: the same name, or one contained in it
         (data keyed ``image`` feeds a converter's ``serving_default_image:0``)."""
-        short = input_name.split(":")[0]
-        for key in self.inputs:
-            if key == input_name or key.split(":")[0] == short or key in short:
-                return key
+        ranked = [(rank, key) for key in self.inputs if (rank := match_rank(key, input_name)) is not None]
+        if ranked:
+            return min(ranked, key=lambda pair: pair[0])[1]
         raise DataError(f"{self.origin}: no array feeds model input '{input_name}' (arrays: {sorted(self.inputs)})")
 
     def subset(self, count: int) -> Dataset:
@@ -178,14 +176,35 @@ def _load_image_folder(
     return np.stack(images), None if labels is None else np.asarray(labels, dtype=np.int64)
 
 
+def match_rank(key: str, input_name: str) -> int | None:
+    """The one rule for which array (or request key) feeds which model input, best first:
+    0 the same name, 1 the same without the ``:0`` port, 2 the input's name ending in
+    ``_<key>`` (a converter's ``serving_default_image:0`` for ``image``), 3 a part of its name;
+    None: it does not feed it. Where several could, the best rank decides."""
+    short, key_short = input_name.split(":")[0], key.split(":")[0]
+    if key == input_name:
+        return 0
+    if key_short == short:
+        return 1
+    if short.endswith(f"_{key_short}"):
+        return 2
+    return 3 if key_short and key_short in short else None
+
+
+def best_match(key: str, names: Iterable[str], *, loosest: int = 3) -> str | None:
+    """The name ``key`` feeds by ``match_rank`` (the first of the best), none past ``loosest``."""
+    ranked = [(rank, name) for name in names if (rank := match_rank(key, name)) is not None and rank <= loosest]
+    return min(ranked, key=lambda pair: pair[0])[1] if ranked else None
+
+
 def match_inputs(data_names: list[str], specs: list[TensorSpec], origin: str) -> dict[str, str]:
     """Data key → model input name: exact, or contained in the input's name, or the only one."""
     if len(specs) == 1 and len(data_names) == 1:
         return {data_names[0]: specs[0].name}
     mapping = {}
     for spec in specs:
-        short = spec.name.split(":")[0]
-        found = [n for n in data_names if n == spec.name or n == short or n in short]
+        ranks = {n: rank for n in data_names if (rank := match_rank(n, spec.name)) is not None}
+        found = [n for n, rank in ranks.items() if rank == min(ranks.values())]
         if len(found) != 1:
             raise DataError(
                 f"{origin}: cannot tell which array feeds model input '{spec.name}' (arrays: {sorted(data_names)})",
@@ -272,7 +291,7 @@ def _layout(array: np.ndarray, spec: TensorSpec, where: str) -> bool:
         got, want = tuple(array.shape[1:]), spec.shape[1:]  # the leading axis is the batch
         whole = False
     else:
-        example = format_shape(("N", *["?" if d is None else d for d in spec.shape]))  # type: ignore[list-item]
+        example = format_shape(("N", *["?" if d is None else d for d in spec.shape]))
         raise DataError(
             f"{where} has an array of shape {format_shape(array.shape)}; the model expects inputs of "
             f"{format_shape(spec.shape)}",

@@ -28,6 +28,7 @@ edgekit knows what the user was trying to do.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -140,3 +141,29 @@ def require_extra(module: str, extra: str, *, alone: str | None = None) -> None:
             if alone
             else f"install it with: {extra_command}",
         )
+
+
+_ERRNO = re.compile(r"^\[Errno -?\d+\] ")
+# Lines of a foreign exception that say where it was raised, not what went wrong.
+_PREAMBLE = re.compile(
+    r"^(Check '.*' failed at |FrontEnd API failed with|Exception from src/|While validating |in user code:|File \")"
+)
+
+
+def first_line(exc: BaseException) -> str:
+    """The line of a foreign exception that says what went wrong, never a dump: OpenVINO's summary
+    where it gives one, else the first line that is not an assertion site (its type if it is empty)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        # "Connection refused", "Permission denied: 'm.onnx'": without the "[Errno 111] " prefix.
+        return _ERRNO.sub("", " ".join(str(exc).split()))[:300]
+    lines = [" ".join(line.split()) for line in str(exc).strip().splitlines() if line.strip()]
+    if isinstance(exc, (KeyError, IndexError, AttributeError, TypeError, ValueError)) and len(lines) == 1:
+        # A bare "'/Constant_output_0'" says nothing without the kind of error it is.
+        return f"{type(exc).__name__}: {lines[0]}"[:300]
+    for index, line in enumerate(lines[:-1]):
+        if line == "Summary:":
+            return lines[index + 1].lstrip("- ")[:300]
+    for line in lines:
+        if not _PREAMBLE.match(line):
+            return line[:300]
+    return lines[0][:300] if lines else type(exc).__name__

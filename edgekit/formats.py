@@ -43,7 +43,6 @@ class Format:
     runtime: str  # key of edgekit.runtimes.RUNTIMES used to check the artifact
     precisions: tuple[Precision, ...]
     sources: tuple[SourceKind, ...]  # what it converts from
-    description: str
     companion_suffixes: tuple[str, ...] = ()  # files written beside the artifact (OpenVINO's .bin)
 
     def ladder(self) -> tuple[Precision, ...]:
@@ -59,7 +58,6 @@ FORMATS: dict[str, Format] = {
             runtime="tflite",
             precisions=(Precision.FP32, Precision.FP16, Precision.DYNAMIC, Precision.INT8),
             sources=(SourceKind.KERAS, SourceKind.ONNX, SourceKind.TFLITE),
-            description="LiteRT / TensorFlow Lite flatbuffer (TFLiteConverter; onnx2tf from ONNX)",
         ),
         Format(
             name="onnx",
@@ -67,7 +65,6 @@ FORMATS: dict[str, Format] = {
             runtime="onnxruntime",
             precisions=(Precision.FP32, Precision.DYNAMIC, Precision.INT8),
             sources=(SourceKind.KERAS, SourceKind.TFLITE, SourceKind.ONNX),
-            description="ONNX (tf2onnx; int8 as QDQ by ONNX Runtime's quantizer)",
         ),
         Format(
             name="openvino",
@@ -75,7 +72,6 @@ FORMATS: dict[str, Format] = {
             runtime="openvino",
             precisions=(Precision.FP32, Precision.FP16, Precision.INT8),
             sources=(SourceKind.KERAS, SourceKind.TFLITE, SourceKind.ONNX, SourceKind.OPENVINO),
-            description="OpenVINO IR .xml + .bin (openvino.convert_model; int8 by NNCF)",
             companion_suffixes=(".bin",),
         ),
     )

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import ConfigError, ModelError, UnknownNameError
+from edgekit.manifest import ManifestTensor
 from edgekit.runtimes.base import TensorSpec, format_shape
 
 # Random integer inputs are drawn from this range: valid ids for any embedding, valid indices,
@@ -167,7 +168,7 @@ def resolve(
     *,
     request: ShapeRequest | None = None,
     data_shapes: Mapping[str, tuple[int, ...]] | None = None,
-    manifest_inputs: Sequence[Mapping[str, Any]] | None = None,
+    manifest_inputs: Sequence[ManifestTensor] | None = None,
     model: str = "the model",
 ) -> list[ResolvedInput]:
     """Each input's concrete shape, in the order the module docstring gives."""
@@ -190,7 +191,7 @@ def resolve(
                 given[short[name]] = given.pop(name)
                 continue
             raise UnknownNameError(f"input of {model}", name, names)
-    recorded = {str(m["name"]): tuple(m["shape"]) for m in manifest_inputs or () if "shape" in m}
+    recorded = {m.name: tuple(m.shape) for m in manifest_inputs or ()}
     resolved = []
     missing = []
     for spec in specs:
@@ -211,8 +212,8 @@ def resolve(
             resolved.append(ResolvedInput(spec.name, spec.float_dtype, shape, ShapeOrigin.DATA, spec.shape))
             continue
         candidate = recorded.get(spec.name)
-        if candidate is not None and all(d is not None for d in candidate) and len(candidate) == len(spec.shape):
-            shape = tuple(int(d) for d in candidate)
+        if candidate is not None and len(candidate) == len(spec.shape) and None not in candidate:
+            shape = tuple(int(d or 0) for d in candidate)
             if all(w is None or w == g for w, g in zip(spec.shape, shape, strict=True)):
                 resolved.append(ResolvedInput(spec.name, spec.float_dtype, shape, ShapeOrigin.MANIFEST, spec.shape))
                 continue
@@ -228,7 +229,7 @@ def resolve(
     if missing:
         spec = missing[0]
         axes = [i for i, d in enumerate(spec.shape) if d is None and i != 0]
-        named = [spec.dim_names[i] for i in axes if i < len(spec.dim_names) and spec.dim_names[i]]
+        named = [str(spec.dim_names[i]) for i in axes if i < len(spec.dim_names) and spec.dim_names[i]]
         which = ", ".join(map(str, axes))
         also = f" (and {len(missing) - 1} more input{'s' if len(missing) > 2 else ''})" if len(missing) > 1 else ""
         raise ConfigError(

@@ -14,9 +14,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from edgekit import __version__
 from edgekit.errors import DataError, InputNotFoundError
 
+# The manifest's version, written as ``edgekit_manifest``. A newer one is refused in one line;
+# an older one is migrated on load (``_MIGRATIONS``).
 MANIFEST_VERSION = 1
 _TOOLS = (
     "tensorflow",
@@ -29,6 +33,124 @@ _TOOLS = (
     "nncf",
     "ai-edge-litert",
 )
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TensorQuantization(_Record):
+    scale: float
+    zero_point: int
+
+
+class ManifestTensor(_Record):
+    """One input or output tensor as the artifact's runtime sees it."""
+
+    name: str
+    shape: list[int | None] = Field(
+        description="the size it was checked at (inputs) or declares (outputs); None: dynamic"
+    )
+    dtype: str = Field(description="the tensor's element type: float32, int8, int64 …")
+    dim_names: list[str | None] | None = Field(None, description="the model's names of its dimensions (ONNX)")
+    quantization: TensorQuantization | None = Field(None, description="how an integer tensor maps to real values")
+    declared: list[int | None] | None = Field(None, description="the shape the model file declares (inputs)")
+    dynamic: bool | None = Field(None, description="whether the model leaves any of its dimensions open (inputs)")
+
+
+class OutputPlacement(_Record):
+    artifact_output: int = Field(description="which of the artifact's outputs holds this source output")
+    order: list[int] | None = Field(description="its axes as the artifact lays them out; None: as the source")
+
+
+class ManifestLayout(_Record):
+    """Axes a converter moved relative to the source (onnx2tf's NCHW → NHWC)."""
+
+    inputs: dict[str, list[int]] | None = Field(None, description="per artifact input: the source axes, in order")
+    outputs: list[OutputPlacement] | None = None
+
+
+class ManifestSource(_Record):
+    path: str
+    format: str
+    sha256: str
+    size_bytes: int
+
+
+class ManifestConversion(_Record):
+    steps: list[str] = Field(description="the converter steps run, in order")
+    notes: list[str]
+    seconds: float
+    calibration: dict[str, Any] | None = Field(description="origin and samples of the calibration data used")
+    evaluation: dict[str, Any] = Field(description="origin and samples of the data the artifact was checked on")
+
+
+class Manifest(_Record):
+    """The contract between the server and a device: what `edgekit convert` writes beside an
+    artifact, and all a device with no TensorFlow needs to run it."""
+
+    edgekit_manifest: int = Field(MANIFEST_VERSION, description="the manifest's version")
+    artifact: str = Field(description="the artifact's file name")
+    files: list[str] = Field(description="every file the artifact is made of (an IR's .xml and .bin)")
+    format: str
+    precision: str
+    size_bytes: int
+    sha256: str
+    inputs: list[ManifestTensor]
+    outputs: list[ManifestTensor]
+    layout: ManifestLayout | None = None
+    dynamic_inputs: bool = False
+    task: str | None = Field(None, description="classification, regression, detection … (edgekit.tasks)")
+    labels: list[str] | None = None
+    preprocessing: dict[str, Any] | None = Field(None, description="how a camera frame becomes the input")
+    postprocessing: dict[str, Any] | None = Field(None, description="how the outputs become results")
+    source: ManifestSource
+    conversion: ManifestConversion
+    parity: dict[str, Any] = Field(description="how far the artifact's outputs are from the source's")
+    metric: dict[str, Any] | None = None
+    gate: dict[str, Any] | None = None
+    versions: dict[str, str] = Field(description="edgekit's and the converters' versions")
+    created: str
+
+    @property
+    def input_layout(self) -> dict[str, list[int]] | None:
+        """Per input, the source's axes in the artifact's order, where a converter moved them."""
+        return self.layout.inputs if self.layout is not None else None
+
+    def to_json(self) -> str:
+        # Fields never given (an input's quantization on a float model) stay out, as written.
+        return json.dumps(self.model_dump(exclude_unset=True), indent=2) + "\n"
+
+
+def _from_version_0(data: dict[str, Any]) -> dict[str, Any]:
+    """Manifests written before the version field: the same fields, no version."""
+    return {**data, "edgekit_manifest": 1}
+
+
+# version found → the function that lifts it one version up
+_MIGRATIONS = {0: _from_version_0}
+
+
+def parse_manifest(data: dict[str, Any], origin: str) -> Manifest:
+    """A manifest from its JSON: a newer version is refused, an older one migrated."""
+    version = data.get("edgekit_manifest", 0)
+    if not isinstance(version, int) or version < 0:
+        raise DataError(f"{origin}: edgekit_manifest must be a version number, got {version!r}")
+    if version > MANIFEST_VERSION:
+        raise DataError(
+            f"{origin} was written by a newer edgekit (manifest version {version}; this one reads up to "
+            f"{MANIFEST_VERSION})",
+            hint="upgrade edgekit on this machine, or convert the model with this version",
+        )
+    while version < MANIFEST_VERSION:
+        data = _MIGRATIONS[version](data)
+        version = data["edgekit_manifest"]
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise DataError(f"{origin}: {where}: {first['msg']}", hint="re-run `edgekit convert` to rewrite it") from exc
 
 
 def manifest_path(artifact: Path) -> Path:
@@ -78,9 +200,15 @@ def _read_json_if_present(path: Path) -> dict[str, Any] | None:
         raise DataError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
 
 
-def read_manifest(artifact: Path) -> dict[str, Any] | None:
-    """The manifest of ``artifact`` if it has one."""
-    return _read_json_if_present(manifest_path(artifact))
+def load_manifest(artifact: Path) -> Manifest | None:
+    """The manifest of ``artifact`` if it has one, checked against the schema."""
+    path = manifest_path(artifact)
+    data = _read_json_if_present(path)
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise DataError(f"{path.name} must hold a JSON object")
+    return parse_manifest(data, path.name)
 
 
 def read_example_description(model: Path) -> dict[str, Any] | None:
@@ -92,7 +220,10 @@ def model_description(model: Path) -> dict[str, Any]:
     """Task, labels, preprocessing and post-processing of a model: from its manifest, else its example.json."""
     if not model.exists():
         raise InputNotFoundError(f"model {model} does not exist")
-    for found in (read_manifest(model), read_example_description(model)):
-        if found:
-            return {key: found.get(key) for key in ("task", "labels", "preprocessing", "postprocessing")}
+    manifest = load_manifest(model)
+    if manifest is not None:
+        return {key: getattr(manifest, key) for key in ("task", "labels", "preprocessing", "postprocessing")}
+    found = read_example_description(model)
+    if found:
+        return {key: found.get(key) for key in ("task", "labels", "preprocessing", "postprocessing")}
     return {"task": None, "labels": None, "preprocessing": None, "postprocessing": None}

@@ -14,7 +14,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from edgekit.errors import OutputError, OutputExistsError
+from edgekit.errors import ConfigError, OutputError, OutputExistsError
+from edgekit.formats import Format, Precision
+from edgekit.manifest import manifest_path
 
 
 def _describe_os_error(exc: OSError) -> str:
@@ -112,3 +114,41 @@ def atomic_file(target: Path, *, force: bool = False) -> Iterator[Path]:
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
+
+
+# ---------------------------------------------------------------------------------------------
+# a converted artifact: the model file, its companions (OpenVINO's .bin) and its manifest
+
+
+def default_output(source: Path, target: Format, precision: Precision) -> Path:
+    stem = source.name if source.is_dir() else source.stem
+    suffix = "" if precision is Precision.FP32 else f"_{precision.value}"
+    folder = source if source.is_dir() else source.parent
+    return folder / f"{stem}{suffix}{target.suffix}"
+
+
+def artifact_files(artifact: Path, target: Format) -> list[Path]:
+    companions = [artifact.with_suffix(s) for s in target.companion_suffixes]
+    return [artifact, *companions, manifest_path(artifact)]
+
+
+def check_outputs(artifact: Path, target: Format, *, force: bool, source: Path | None = None) -> None:
+    """``source``: an adopted artifact written over itself; only its manifest may not exist yet."""
+    if artifact.suffix != target.suffix:
+        raise ConfigError(f"--out {artifact} should end in {target.suffix} for --to {target.name}")
+    itself = set()
+    if source is not None and source.exists() and artifact.absolute().resolve() == source.absolute().resolve():
+        itself = {artifact, *[artifact.with_suffix(s) for s in target.companion_suffixes]}
+    existing = [p for p in artifact_files(artifact, target) if p.exists() and p not in itself]
+    if existing and not force:
+        raise OutputExistsError(f"{existing[0]} already exists", hint="pass --force to overwrite it")
+    if any(p.is_dir() for p in existing):
+        raise OutputError(f"{existing[0]} is a folder")
+    parent = artifact.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=parent, prefix=".edgekit-probe-").close()
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write to {parent}: {_describe_os_error(exc)}", hint="choose a writable --out"
+        ) from exc

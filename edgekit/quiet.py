@@ -23,21 +23,49 @@ from typing import Any
 
 
 @contextlib.contextmanager
-def silenced_stderr() -> Iterator[None]:
-    """Send file descriptor 2 (native code's stderr, not just ``sys.stderr``) to /dev/null."""
-    sys.stderr.flush()
+def redirected(fd: int, target: int) -> Iterator[bool]:
+    """Point file descriptor ``fd`` at ``target`` for the block, so native code's writes go there
+    too (not only Python's ``sys.stdout``/``sys.stderr``); restored afterwards whatever happens.
+    Yields False, redirecting nothing, where the process has no real descriptor (an embedding host)."""
+    stream = sys.stdout if fd == 1 else sys.stderr
+    stream.flush()
     try:
-        saved = os.dup(2)
-    except OSError:  # no real descriptor (an embedding host): nothing native to silence
-        yield
+        saved = os.dup(fd)
+    except OSError:
+        yield False
         return
     try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
+        os.dup2(target, fd)
+        yield True
     finally:
-        os.dup2(saved, 2)
+        stream.flush()
+        os.dup2(saved, fd)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def silenced_stderr() -> Iterator[None]:
+    """Send file descriptor 2 (native code's stderr, not just ``sys.stderr``) to /dev/null."""
+    with open(os.devnull, "w") as devnull, redirected(2, devnull.fileno()):
+        yield
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Keep what converters print off stdout: with --json, stdout belongs to the report alone.
+
+    TensorFlow's exporter prints its signatures from Python, NNCF's progress bars hold their own
+    handle on stdout, and native code writes to file descriptor 1; redirecting the descriptor
+    catches all. The text is dropped (edgekit reports its own progress) unless EDGEKIT_DEBUG is
+    set (`--debug`), when it goes to stderr.
+    """
+    debug = debugging()
+    with open(os.devnull, "w") as devnull:
+        with (
+            redirected(1, 2 if debug else devnull.fileno()),
+            contextlib.redirect_stdout(sys.stderr if debug else devnull),
+        ):
+            yield
 
 
 @contextlib.contextmanager
@@ -77,20 +105,11 @@ def filtered_stderr(*harmless: str) -> Iterator[None]:
     if debugging():
         yield
         return
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no real descriptor (an embedding host)
-        yield
-        return
     with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
         try:
-            yield
+            with redirected(2, sink.fileno()):
+                yield
         finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
             sink.seek(0)
             lines = sink.read().decode(errors="replace").splitlines(keepends=True)
             kept = "".join(line for line in lines if not line.startswith(harmless))

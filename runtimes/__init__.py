@@ -12,7 +12,6 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edgekit.errors import InputNotFoundError, ModelError, RuntimeUnavailable, UnknownNameError
 from edgekit.runtimes.base import Runtime, TensorSpec
@@ -41,7 +40,8 @@ class RuntimeEntry:
                 if self.alone
                 else f"install it with: {extra}",
             )
-        return getattr(importlib.import_module(self.module), self.cls)
+        cls: Callable[..., Runtime] = getattr(importlib.import_module(self.module), self.cls)
+        return cls
 
 
 RUNTIMES: dict[str, RuntimeEntry] = {
@@ -97,7 +97,6 @@ def load_runtime(
     *,
     threads: int | None = None,
     shapes: dict[str, tuple[int, ...]] | None = None,
-    **options: Any,
 ) -> Runtime:
     """``shapes``: the resolved input shapes (edgekit.inputs) to prepare the model at; without
     them a model with dynamic dimensions is prepared at the shapes of its first inputs."""
@@ -107,6 +106,4 @@ def load_runtime(
     name = runtime or runtime_for_path(path)
     if name not in RUNTIMES:
         raise UnknownNameError("runtime", name, RUNTIMES)
-    if shapes is not None:
-        options["shapes"] = shapes
-    return RUNTIMES[name].load_class()(path, threads=threads, **options)
+    return RUNTIMES[name].load_class()(path, threads=threads, shapes=shapes)

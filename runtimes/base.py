@@ -8,20 +8,20 @@ name; a mismatch says which input and what was expected.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
-from edgekit.errors import DataError, EdgekitError, ModelError
+from edgekit.errors import DataError, ModelError
+from edgekit.foreign import ENGINE_RUN, mapped
 
 
-def format_shape(shape: tuple[int | None, ...] | list[int | None]) -> str:
-    """(?, 28, 28, 1): a dynamic dimension shown as '?'."""
+def format_shape(shape: Sequence[int | str | None]) -> str:
+    """(?, 28, 28, 1): a dynamic dimension shown as '?' (a name, such as N, as it is)."""
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
@@ -73,29 +73,6 @@ class TensorSpec:
         return data
 
 
-@runtime_checkable
-class Runtime(Protocol):
-    """What every runtime module provides (see runtimes/tflite.py for a small example)."""
-
-    name: str
-    inputs: list[TensorSpec]
-    outputs: list[TensorSpec]
-
-    def run(self, feeds: dict[str, np.ndarray], *, raw: bool = False) -> dict[str, np.ndarray]: ...
-
-    def bench_call(self, feeds: dict[str, np.ndarray]) -> Callable[[], object]: ...
-
-    def fully_accelerated(self) -> bool | None: ...
-
-    def unaccelerated_ops(self) -> list[str]: ...
-
-    def close(self) -> None: ...
-
-    def __enter__(self) -> Runtime: ...
-
-    def __exit__(self, *exc: object) -> None: ...
-
-
 def run_batched(
     runtime: Runtime, feeds: dict[str, np.ndarray], batch: int = 256, whole: frozenset[str] = frozenset()
 ) -> dict[str, np.ndarray]:
@@ -136,36 +113,19 @@ def _joined(name: str, values: list[np.ndarray], join: Callable[[list[np.ndarray
         ) from None
 
 
-# Lines a library puts before what went wrong: OpenVINO's assertion sites and wrappers.
-# TensorFlow's: "in user code:" and the frames of its graph trace.
-_PREAMBLE = re.compile(
-    r"^(Check '.*' failed at |FrontEnd API failed with|Exception from src/|While validating |in user code:|File \")"
-)
-
-
-def first_line(exc: BaseException) -> str:
-    """The line of a foreign exception that says what went wrong, never a dump: OpenVINO's summary
-    where it gives one, else the first line that is not an assertion site (its type if it is empty)."""
-    lines = [" ".join(line.split()) for line in str(exc).strip().splitlines() if line.strip()]
-    if isinstance(exc, (KeyError, IndexError, AttributeError, TypeError, ValueError)) and len(lines) == 1:
-        # A bare "'/Constant_output_0'" says nothing without the kind of error it is.
-        return f"{type(exc).__name__}: {lines[0]}"[:300]
-    for index, line in enumerate(lines[:-1]):
-        if line == "Summary:":
-            return lines[index + 1].lstrip("- ")[:300]
-    for line in lines:
-        if not _PREAMBLE.match(line):
-            return line[:300]
-    return lines[0][:300] if lines else type(exc).__name__
-
-
 def describe_shapes(shapes: dict[str, tuple[int, ...]]) -> str:
     """``x=(1, 3, 640, 640), sr=()``: the sizes a failure happened at."""
     return ", ".join(f"{name}={format_shape(shape)}" for name, shape in shapes.items())
 
 
-class RuntimeBase:
-    """Shared checks and context-manager plumbing; subclasses implement ``_invoke``."""
+class Runtime:
+    """What every runtime is: a model loaded on one engine, its tensors, and one way to run it.
+
+    Subclasses (one module per engine: runtimes/tflite.py is a small example) load the model in
+    ``__init__`` with typed keyword options, every one of them taking ``threads`` (honoured, or
+    refused with a ConfigError) and ``shapes`` (the resolved input sizes to prepare at), and
+    implement ``_invoke``; the checks of feeds, the mapping of the engine's own errors and the
+    (de)quantization of float tensors are shared here."""
 
     name = "base"
     # Whether several samples may share one call when the batch is dynamic. A TFLite interpreter
@@ -215,15 +175,9 @@ class RuntimeBase:
 
     def run(self, feeds: dict[str, np.ndarray], *, raw: bool = False) -> dict[str, np.ndarray]:
         prepared = self.check_feeds(feeds, raw=raw)
-        try:
-            results = self._invoke(prepared)
-        except EdgekitError:
-            raise
-        except Exception as exc:  # the runtime's own error: the model cannot run these inputs
-            shapes = {name: tuple(value.shape) for name, value in prepared.items()}
-            raise ModelError(
-                f"{self.path.name} failed on {self.name} at input shapes {describe_shapes(shapes)}: {first_line(exc)}"
-            ) from exc
+        shapes = {name: tuple(value.shape) for name, value in prepared.items()}
+        with mapped(ENGINE_RUN, f"{self.path.name} failed on {self.name} at input shapes {describe_shapes(shapes)}"):
+            results = self._invoke(prepared)  # the runtime's own error: the model cannot run these inputs
         out = {}
         for spec, value in zip(self.outputs, results, strict=True):
             if spec.quantization is not None and not raw:
@@ -251,7 +205,7 @@ class RuntimeBase:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> RuntimeBase:
+    def __enter__(self) -> Runtime:
         return self
 
     def __exit__(

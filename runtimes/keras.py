@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import os
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekit.runtimes.base import RuntimeBase, TensorSpec
+from edgekit.errors import ConfigError, ModelError, require_extra
+from edgekit.foreign import KERAS_LOAD, mapped
+from edgekit.quiet import quiet_stdout
+from edgekit.runtimes.base import Runtime, TensorSpec
 
 
 def _spec(tensor: Any, name: str | None = None) -> TensorSpec:
@@ -48,7 +53,7 @@ def _graph_call(model: Any, inputs: list[TensorSpec]) -> Callable[..., Any] | No
         return None
 
 
-class KerasRuntime(RuntimeBase):
+class KerasRuntime(Runtime):
     name = "keras"
 
     def __init__(
@@ -59,8 +64,7 @@ class KerasRuntime(RuntimeBase):
         model: Any = None,
         shapes: dict[str, tuple[int, ...]] | None = None,  # Keras runs any shape its layers take
     ) -> None:
-        from edgekit.converters.sources import load_keras_model
-
+        _limit_threads(threads)
         self.model = model if model is not None else load_keras_model(path)
         super().__init__(path, [_spec(t) for t in self.model.inputs], _output_specs(self.model))
         self._graph = _graph_call(self.model, self.inputs)
@@ -73,3 +77,53 @@ class KerasRuntime(RuntimeBase):
             result = self.model(batch if len(batch) > 1 else batch[0], training=False)
         results = result if isinstance(result, (list, tuple)) else [result]
         return [np.asarray(r) for r in results]
+
+
+def _limit_threads(threads: int | None) -> None:
+    """Run TensorFlow's kernels on ``threads`` threads, or refuse: TensorFlow takes the setting
+    only before its runtime starts, once per process."""
+    if threads is None:
+        return
+    import tensorflow as tf
+
+    if tf.config.threading.get_intra_op_parallelism_threads() == threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError as exc:  # "cannot be modified after initialization"
+        raise ConfigError(
+            f"the Keras runtime cannot switch to {threads} threads: TensorFlow already runs in this process",
+            hint="run the Keras model in a process of its own, or leave --threads out for it",
+        ) from exc
+
+
+def load_keras_model(path: Path) -> Any:
+    require_extra("tensorflow", "convert")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    path = Path(path)
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(f"{path} is not a Keras model archive (a .keras file is a zip)", hint="is the file complete?")
+    reading = mapped(
+        KERAS_LOAD,
+        f"{path} could not be read as a Keras model ({{reason}})",
+        hint="is the file complete? re-save it with model.save()",
+    )
+    with reading:  # Keras raises many types for a damaged file
+        if path.is_dir():
+            import tensorflow as tf
+
+            # A SavedModel is wrapped as an inference-only layer so it behaves like a Keras model.
+            layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
+            signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+            inputs = [
+                keras.Input(shape=spec.shape[1:], dtype=spec.dtype, name=name)
+                for name, spec in signature.structured_input_signature[1].items()
+            ]
+            outputs = layer(inputs[0] if len(inputs) == 1 else inputs)
+            if isinstance(outputs, dict):
+                outputs = list(outputs.values())
+            return keras.Model(inputs, outputs)
+        with quiet_stdout():
+            return keras.models.load_model(path, compile=False)

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import ModelError
+from edgekit.foreign import ORT_LOAD, mapped
 from edgekit.quiet import debugging
-from edgekit.runtimes.base import RuntimeBase, TensorSpec, first_line
+from edgekit.runtimes.base import Runtime, TensorSpec
 
 # ONNX Runtime's type strings → numpy dtype names.
 _ONNX_TYPES = {
@@ -38,7 +39,7 @@ def _spec(node) -> TensorSpec:  # noqa: ANN001 - onnxruntime.NodeArg
     return TensorSpec(name=node.name, shape=shape, dtype=dtype, dim_names=names if any(names) else ())
 
 
-class OnnxRuntime(RuntimeBase):
+class OnnxRuntime(Runtime):
     name = "onnxruntime"
 
     def __init__(
@@ -58,12 +59,10 @@ class OnnxRuntime(RuntimeBase):
         # ORT logs a failed run at ERROR on stderr before raising; edgekit reports the raise as one
         # line (naming the shapes), so its own log stays off unless --debug.
         options.log_severity_level = 3 if debugging() else 4
-        try:
+        with mapped(ORT_LOAD, f"{path.name} is not a loadable ONNX model"):
             self._session = ort.InferenceSession(
                 str(path), sess_options=options, providers=providers or ["CPUExecutionProvider"]
             )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"{path.name} is not a loadable ONNX model: {first_line(exc)}") from exc
         outputs = [n for n in self._session.get_outputs() if n.type.startswith("tensor(")]
         # scikit-learn's ZipMap gives a sequence of maps beside its tensors: edgekit runs tensors.
         self.left_out_outputs = [n.name for n in self._session.get_outputs() if not n.type.startswith("tensor(")]

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import ModelError
-from edgekit.runtimes.base import RuntimeBase, TensorSpec, describe_shapes, first_line
+from edgekit.foreign import OPENVINO_LOAD, OPENVINO_RESHAPE, RESHAPE_HINT, mapped
+from edgekit.runtimes.base import Runtime, TensorSpec, describe_shapes
 
 
 def _spec(port: Any, index: int) -> TensorSpec:
@@ -27,7 +27,7 @@ def _spec(port: Any, index: int) -> TensorSpec:
     return TensorSpec(name=name, shape=shape, dtype=np.dtype(port.get_element_type().to_dtype()).name)
 
 
-class OpenVinoRuntime(RuntimeBase):
+class OpenVinoRuntime(Runtime):
     name = "openvino"
     batch_samples = False  # the CPU plugin recompiles for every new shape
 
@@ -53,10 +53,8 @@ class OpenVinoRuntime(RuntimeBase):
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         self._config = config
-        try:
+        with mapped(OPENVINO_LOAD, f"{path.name} is not a loadable OpenVINO model"):
             self._model = self._core.read_model(str(path))
-        except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
-            raise ModelError(f"{path.name} is not a loadable OpenVINO model: {first_line(exc)}") from exc
         self._compiled: Any = None
         self._request: Any = None
         self._compiled_for: dict[str, tuple[int, ...]] | None = None
@@ -77,19 +75,16 @@ class OpenVinoRuntime(RuntimeBase):
         if self._compiled_for == shapes:
             return
         model = self._model
-        try:
+        self._compiled_for = None
+        # Shape inference or the plugin refusing: the model at this size.
+        what = f"{self.path.name} cannot be compiled at input shapes {describe_shapes(shapes)}"
+        with mapped(OPENVINO_RESHAPE, what, hint=RESHAPE_HINT):
             ports = list(model.inputs)
             wanted = [tuple(shapes[spec.name]) for spec in self.inputs]
             if any(_spec(port, i).shape != want for i, (port, want) in enumerate(zip(ports, wanted, strict=True))):
                 model.reshape({port: list(want) for port, want in zip(ports, wanted, strict=True)})
             self._compiled = self._core.compile_model(model, self._device, self._config)
             supported = self._core.query_model(model, self._device) if self._device != "AUTO" else None
-        except Exception as exc:  # shape inference or the plugin refusing: the model at this size
-            self._compiled_for = None
-            raise ModelError(
-                f"{self.path.name} cannot be compiled at input shapes {describe_shapes(shapes)}: {first_line(exc)}",
-                hint="check --shape against the sizes the model was made for",
-            ) from exc
         self._request = self._compiled.create_infer_request()
         ops = model.get_ordered_ops()
         self._fully = None if supported is None else len(supported) >= len(ops)

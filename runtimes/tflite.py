@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import ModelError, RuntimeUnavailable
+from edgekit.foreign import LITERT_LOAD, LITERT_RESHAPE, RESHAPE_HINT, mapped
 from edgekit.quiet import XNNPACK_NOTICE, filtered_stderr, silenced_stderr
-from edgekit.runtimes.base import Quantization, RuntimeBase, TensorSpec, describe_shapes, first_line
+from edgekit.runtimes.base import Quantization, Runtime, TensorSpec, describe_shapes
 
 
 def interpreter_class() -> Any:
@@ -21,7 +22,7 @@ def interpreter_class() -> Any:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         try:
-            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+            from tflite_runtime.interpreter import Interpreter  # type: ignore[import-not-found]
         except ImportError:
             try:
                 import tensorflow as tf
@@ -71,7 +72,7 @@ def delegation(interpreter: Any) -> tuple[set[int], int]:
     return undelegated, len(delegates)
 
 
-class TFLiteRuntime(RuntimeBase):
+class TFLiteRuntime(Runtime):
     """An interpreter allocated at the shapes it is asked to run: a model with a dynamic
     signature (``[-1, -1, -1, 3]``) is resized to the resolved shapes before allocation, never
     allocated at LiteRT's placeholder ``[1, 1, 1, 3]`` (where XNNPACK fails to reshape)."""
@@ -81,11 +82,8 @@ class TFLiteRuntime(RuntimeBase):
 
     def __init__(self, path: Path, *, threads: int | None = None, shapes: dict[str, tuple[int, ...]] | None = None):
         Interpreter = interpreter_class()  # noqa: N806
-        try:
-            with filtered_stderr(XNNPACK_NOTICE):
-                self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{path.name} is not a loadable TFLite model: {first_line(exc)}") from exc
+        with mapped(LITERT_LOAD, f"{path.name} is not a loadable TFLite model"), filtered_stderr(XNNPACK_NOTICE):
+            self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self._input_details = self._interpreter.get_input_details()
         self._output_details = self._interpreter.get_output_details()
         self._allocated: dict[str, tuple[int, ...]] | None = None
@@ -104,19 +102,14 @@ class TFLiteRuntime(RuntimeBase):
         if missing:
             raise ModelError(f"{self.path.name}: no shape given for input '{missing[0]}'")
         interpreter = self._interpreter
-        try:
-            with filtered_stderr(XNNPACK_NOTICE):
-                for detail in self._input_details:
-                    want = list(shapes[detail["name"]])
-                    if list(detail["shape"]) != want:
-                        interpreter.resize_tensor_input(detail["index"], want)
-                interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            self._allocated = None
-            raise ModelError(
-                f"{self.path.name} cannot be prepared at input shapes {describe_shapes(shapes)}: {first_line(exc)}",
-                hint="check --shape against the sizes the model was made for",
-            ) from exc
+        self._allocated = None
+        what = f"{self.path.name} cannot be prepared at input shapes {describe_shapes(shapes)}"
+        with mapped(LITERT_RESHAPE, what, hint=RESHAPE_HINT), filtered_stderr(XNNPACK_NOTICE):
+            for detail in self._input_details:
+                want = list(shapes[detail["name"]])
+                if list(detail["shape"]) != want:
+                    interpreter.resize_tensor_input(detail["index"], want)
+            interpreter.allocate_tensors()
         self._input_details = interpreter.get_input_details()
         self._output_details = interpreter.get_output_details()
         self._allocated = dict(shapes)

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,16 +47,33 @@ def run_edgekit(
 QUICK_EPOCHS = {"digits-cnn": 3, "iris-mlp": 30, "text-lstm": 2, "recommender": 3, "shapes-detector": 2}
 
 
+@contextlib.contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> dict[str, Path]:
-    """Every example trained briefly once per test session: name → its folder (read-only for tests)."""
+    """Every example trained briefly once per test run: name → its folder (read-only for tests).
+
+    With pytest-xdist the workers share one copy: the first to get here trains, the others wait
+    for it and read the same folders."""
     from edgekit.examples import train_example
 
-    root = tmp_path_factory.mktemp("trained")
-    return {
-        name: Path(train_example(name, root / name, epochs=epochs, seed=0)["out"])
-        for name, epochs in QUICK_EPOCHS.items()
-    }
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root, done = shared / "trained", shared / "trained.done"
+    with _exclusive(shared / "trained.lock"):
+        if not done.exists():
+            for name, epochs in QUICK_EPOCHS.items():
+                train_example(name, root / name, epochs=epochs, seed=0)
+            done.touch()
+    return {name: root / name for name in QUICK_EPOCHS}
 
 
 @pytest.fixture

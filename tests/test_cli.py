@@ -42,7 +42,7 @@ def test_help_lists_the_commands(cli) -> None:
 def test_import_and_help_load_no_tensorflow_or_runtime() -> None:
     code = (
         "import sys\n"
-        "import edgekit, edgekit.cli, edgekit.examples, edgekit.profiles, edgekit.detection\n"
+        "import edgekit, edgekit.cli, edgekit.examples, edgekit.predict, edgekit.tasks.detection\n"
         "from typer.testing import CliRunner\n"
         "from edgekit.cli import app\n"
         "for args in (['--help'], ['examples', 'list'], ['examples', 'train', '--help']):\n"

@@ -213,6 +213,7 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
+@pytest.mark.ci
 def test_report_renders_in_headless_chromium_without_console_errors(cli, digits, tmp_path) -> None:
     browser = _chromium()
     # Like the Mosquitto the daemon tests need, a missing browser is a failure, never a skip.

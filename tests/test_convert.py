@@ -89,7 +89,7 @@ def test_auto_ladder_keeps_full_int8_when_it_is_within_budget(example_copy) -> N
 
 
 def test_auto_ladder_climbs_past_a_rung_over_budget(example_copy, monkeypatch) -> None:
-    from edgekit.converters import pipeline
+    from edgekit.converters import verify as pipeline
 
     folder = example_copy("digits-cnn")
     real = pipeline.metric_drop
@@ -101,7 +101,7 @@ def test_auto_ladder_climbs_past_a_rung_over_budget(example_copy, monkeypatch) -
 
 
 def test_auto_with_no_rung_within_budget_keeps_fp32_and_fails(example_copy, cli, monkeypatch) -> None:
-    from edgekit.converters import pipeline
+    from edgekit.converters import verify as pipeline
 
     folder = example_copy("iris-mlp")
     monkeypatch.setattr(pipeline, "metric_drop", lambda *a: 50.0)  # every rung far over budget
@@ -113,7 +113,7 @@ def test_auto_with_no_rung_within_budget_keeps_fp32_and_fails(example_copy, cli,
 
 
 def test_gate_failure_keeps_artifact_and_exits_distinctly(example_copy, cli, monkeypatch) -> None:
-    from edgekit.converters import pipeline
+    from edgekit.converters import verify as pipeline
 
     folder = example_copy("iris-mlp")
     real = pipeline.metric_drop
@@ -305,7 +305,7 @@ def test_precision_the_target_does_not_support(cli, lone_model) -> None:
 
 @pytest.mark.parametrize("flag", ["calib", "eval"])
 def test_data_of_a_kind_edgekit_cannot_read_is_refused_before_the_model_loads(trained, monkeypatch, flag) -> None:
-    from edgekit.converters import pipeline
+    from edgekit.converters import prepare as pipeline
 
     def never(*args, **kwargs):
         raise AssertionError("the model was loaded before the data path was checked")

@@ -17,7 +17,7 @@ from edgekit.converters.pipeline import ConvertRequest, convert
 from edgekit.errors import BrokerError, ConfigError, DataError, InputNotFoundError, SourceError
 from edgekit.examples.shapes_video import write_shapes_video
 from edgekit.formats import Precision, get_format
-from tests.mqtt_helpers import CuttableProxy, Mosquitto, Recorder, free_port, retained_status
+from tools.mqtt_brokers import CuttableProxy, Mosquitto, Recorder, free_port, retained_status
 
 
 @pytest.fixture(scope="module")

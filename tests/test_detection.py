@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.detection import Detections, GridSpec, box_iou, decode_grid, detect, mean_average_precision
+from edgekit.tasks.detection import Detections, GridSpec, box_iou, decode_grid, detect, mean_average_precision
 
 SPEC = GridSpec(image_size=(64, 64), grid=(8, 8), anchors=((14.0, 14.0), (26.0, 26.0)), num_classes=3)
 

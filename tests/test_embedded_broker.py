@@ -7,7 +7,7 @@ import threading
 import paho.mqtt.client as mqtt
 
 from edgekit.daemon.embedded_broker import EmbeddedBroker
-from tests.mqtt_helpers import free_port
+from tools.mqtt_brokers import free_port
 
 
 def test_embedded_broker_carries_a_qos1_message() -> None:

@@ -16,17 +16,15 @@ import pytest
 from edgekit.errors import Interrupted
 from edgekit.examples import EXAMPLES, train_example
 from edgekit.examples.base import CALIB_PREFIX, TEST_BOXES, TEST_LABELS, TEST_PREFIX
+from tests.conftest import QUICK_EPOCHS
 
 CLASS_COUNTS = {"digits-cnn": 10, "iris-mlp": 3, "text-lstm": 2, "shapes-detector": 3}
 
 
-@pytest.fixture(scope="module")
-def one_epoch_runs(tmp_path_factory) -> dict[str, Path]:
-    """Every example trained for one epoch: enough to check what is written, fast enough for CI."""
-    root = tmp_path_factory.mktemp("examples")
-    for name in EXAMPLES:
-        train_example(name, root / name, epochs=1, seed=0)
-    return {name: root / name for name in EXAMPLES}
+@pytest.fixture
+def one_epoch_runs(trained) -> dict[str, Path]:
+    """Every example as the session trained it (briefly, once): enough to check what is written."""
+    return trained
 
 
 @pytest.mark.parametrize("name", list(EXAMPLES))
@@ -42,7 +40,7 @@ def test_example_folder_holds_model_data_labels_and_description(one_epoch_runs, 
     assert isinstance(document["metric"]["value"], float)
     assert document["train_seconds"] > 0
     assert document["preprocessing"]["kind"]
-    assert document["seed"] == 0 and document["epochs"] == 1
+    assert document["seed"] == 0 and document["epochs"] == QUICK_EPOCHS[name]
 
     model = keras.models.load_model(folder / "model.keras")
     input_names = [t.name.split(":")[0] for t in model.inputs]
@@ -82,7 +80,7 @@ def test_text_example_ships_its_vocabulary(one_epoch_runs) -> None:
 
 
 def test_detector_records_its_decoding(one_epoch_runs) -> None:
-    from edgekit.detection import GridSpec
+    from edgekit.tasks.detection import GridSpec
 
     post = json.loads((one_epoch_runs["shapes-detector"] / "example.json").read_text())["postprocessing"]
     spec = GridSpec.from_dict(post)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import ConfigError, InputNotFoundError, ModelError
-from edgekit.graph import OpClass, analyze
+from edgekit.predict.graph import OpClass, analyze
 
 # A conv (8 filters, 3×3, 'same') on 8×8×1 and a dense layer to 10: MACs by hand.
 CONV_MACS = 8 * 8 * 8 * 3 * 3 * 1

@@ -8,6 +8,7 @@ import pytest
 from edgekit.data import Dataset, validate_dataset
 from edgekit.errors import ConfigError, DataError, ModelError, UnknownNameError
 from edgekit.inputs import INTEGER_RANGE, ShapeOrigin, ShapeRequest, random_inputs, resolve
+from edgekit.manifest import ManifestTensor
 from edgekit.runtimes.base import TensorSpec
 
 IMAGE = TensorSpec("x", (None, 3, None, None), "float32", dim_names=("batch", None, "height", "width"))
@@ -17,7 +18,7 @@ RATE = TensorSpec("sr", (), "int64")
 
 def test_the_order_is_shape_then_data_then_manifest_then_model() -> None:
     fixed = TensorSpec("y", (None, 10), "float32")
-    manifest = [{"name": "x", "shape": [1, 3, 320, 320]}]
+    manifest = [ManifestTensor(name="x", shape=[1, 3, 320, 320], dtype="float32")]
     resolved = resolve([IMAGE, fixed], manifest_inputs=manifest)
     assert [(r.shape, r.origin) for r in resolved] == [
         ((1, 3, 320, 320), ShapeOrigin.MANIFEST),
@@ -97,3 +98,22 @@ def test_an_input_may_be_named_without_its_tensor_suffix() -> None:
     spec = TensorSpec("serving_default_x:0", (None, None), "float32")
     (resolved,) = resolve([spec], request=ShapeRequest.parse(["serving_default_x=1,16"]))
     assert resolved.name == "serving_default_x:0" and resolved.shape == (1, 16)
+
+
+def test_one_rule_matches_arrays_and_request_keys_to_inputs_best_first() -> None:
+    from edgekit.data import best_match, match_inputs
+
+    assert best_match("x", ["x_len", "x"]) == "x"  # a part of a name never beats the name
+    assert best_match("image", ["serving_default_image:0"]) == "serving_default_image:0"
+    assert best_match("mage", ["serving_default_image:0"], loosest=2) is None  # the serving API's limit
+    specs = [TensorSpec("x_len", (1,), "int64"), TensorSpec("x", (1, 4), "float32")]
+    assert match_inputs(["x", "x_len"], specs, "d.npz") == {"x": "x", "x_len": "x_len"}
+
+
+def test_comma_lists_refuse_an_empty_item() -> None:
+    from edgekit.cli.lists import comma_list
+
+    assert comma_list("tflite, onnxruntime", "--runtime") == ["tflite", "onnxruntime"]
+    assert comma_list(None, "--device") == []
+    with pytest.raises(ConfigError, match="empty item"):
+        comma_list("rpi4,", "--device")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.profiles import load_profile, shipped_profile_names
+from edgekit.predict.profiles import load_profile, shipped_profile_names
 from tests.conftest import REPO
 
 PROFILES = {"rpi4", "rpi5", "pixel4", "x86-cpu", "x86-gpu"}
@@ -51,7 +51,7 @@ def test_plain_install_gives_the_same_package(wheel: Path, tmp_path: Path) -> No
     )
     code = (
         "import edgekit, edgekit.converters, edgekit.runtimes\n"
-        "from edgekit.profiles import shipped_profile_names, load_profile\n"
+        "from edgekit.predict.profiles import shipped_profile_names, load_profile\n"
         "print(edgekit.__file__)\n"
         "print(','.join(shipped_profile_names()))\n"
         "load_profile('rpi4')\n"

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from edgekit.errors import ConfigError, UnknownNameError
-from edgekit.graph import analyze
-from edgekit.predict import leave_one_out, predict
-from edgekit.profiles import load_profile
+from edgekit.predict import leave_one_reference_out, predict
+from edgekit.predict.graph import analyze
+from edgekit.predict.profiles import load_profile
 
 from .conftest import run_edgekit
 
@@ -88,7 +88,7 @@ def test_memory_fit_is_weights_plus_arena_plus_runtime(tflite_model: Path) -> No
 
 def test_leave_one_out_predicts_every_reference_without_itself() -> None:
     profile = load_profile("pixel4")
-    rows = leave_one_out(profile, "cpu")
+    rows = leave_one_reference_out(profile, "cpu")
     assert len(rows) == len([r for r in profile.references if r.processor == "cpu"])
     assert all(r["predicted_ms"] > 0 for r in rows)
     assert np.median([abs(r["error"]) for r in rows]) < 1.0  # sane, not the benchmark's goal
@@ -162,8 +162,8 @@ def test_calibrate_then_predict_this_machine(tflite_model: Path, tmp_path: Path)
 
 
 def test_leave_one_out_of_a_calibration_predicts_each_model_without_it() -> None:
-    from edgekit.calibrate import Point, leave_one_out
-    from edgekit.features import TERMS, Features
+    from edgekit.predict.cost.fit import Point, leave_one_out
+    from edgekit.predict.graph.features import TERMS, Features
 
     rng = np.random.default_rng(0)
     price = rng.uniform(0.5, 2.0, len(TERMS)) * 1e-9
@@ -210,7 +210,7 @@ def depthwise_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 
 def test_large_depthwise_kernels_are_a_term_of_their_own(depthwise_models: dict[str, Path]) -> None:
-    from edgekit.features import Features
+    from edgekit.predict.graph.features import Features
 
     features = Features.from_graph(analyze(depthwise_models["tflite"], "tflite"))
     assert features.large_depthwise_macs == 16 * 16 * 22 * 49
@@ -218,7 +218,7 @@ def test_large_depthwise_kernels_are_a_term_of_their_own(depthwise_models: dict[
 
 
 def test_onnx_runtime_generic_depthwise_is_priced_by_mac_and_channel(depthwise_models: dict[str, Path]) -> None:
-    from edgekit.features import Features
+    from edgekit.predict.graph.features import Features
 
     features = Features.from_graph(analyze(depthwise_models["onnx"], "onnxruntime"))
     assert features.generic_depthwise_macs == 16 * 16 * 22 * 49
@@ -227,8 +227,8 @@ def test_onnx_runtime_generic_depthwise_is_priced_by_mac_and_channel(depthwise_m
 
 
 def test_only_computing_operators_left_by_the_delegate_are_fallbacks() -> None:
-    from edgekit.features import features_of_ops
-    from edgekit.graph import OpClass, OpCost
+    from edgekit.predict.graph import OpClass, OpCost
+    from edgekit.predict.graph.features import features_of_ops
 
     def op(kind: str, op_class: OpClass, family: str) -> OpCost:
         return OpCost(kind, op_class, 100, 0, 400, 400, (1, 10, 10), delegated=False, family=family)
@@ -241,8 +241,8 @@ def test_only_computing_operators_left_by_the_delegate_are_fallbacks() -> None:
 
 
 def test_depthwise_channels_past_the_last_full_block_are_a_term_of_their_own() -> None:
-    from edgekit.features import features_of_ops
-    from edgekit.graph import OpClass, OpCost
+    from edgekit.predict.graph import OpClass, OpCost
+    from edgekit.predict.graph.features import features_of_ops
 
     def depthwise(channels: int) -> OpCost:
         # 3×3 on 8×8 pixels: 9 MACs per output element

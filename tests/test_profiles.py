@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.errors import DeviceError, InputNotFoundError, UnknownNameError
-from edgekit.profiles import load_profile
+from edgekit.predict.profiles import load_profile
 
 RPI4 = (Path(__file__).resolve().parents[1] / "device_profiles" / "rpi4.yaml").read_text()
 

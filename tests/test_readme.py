@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.mqtt_helpers import Mosquitto, Recorder, wait_for_port
+from tools.mqtt_brokers import Mosquitto, Recorder, wait_for_port
 
 # What the test substitutes, and nothing else: the broker the README's device would reach, and
 # camera 0 (this machine has none) by a recording of the same scene.
@@ -60,6 +60,11 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert tests in ci
 
 
+def test_ci_also_runs_what_the_quick_command_leaves_out() -> None:
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert any(line.startswith(".venv/bin/python -m pytest -m ci") for line in ci)
+
+
 def _venv_env(home: Path) -> dict[str, str]:
     """A user's shell with the venv activated, in a home of its own (calibrated profiles, outbox)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGEKIT_", "PYTEST"))}
@@ -73,6 +78,7 @@ def _serving_kind(command: str) -> str | None:
     return words[1] if len(words) > 1 and words[0] == "edgekit" and words[1] in SERVING else None
 
 
+@pytest.mark.ci
 def test_what_works_today_runs_as_written(tmp_path: Path) -> None:
     from edgekit.examples.shapes_video import write_shapes_video
 
@@ -157,6 +163,7 @@ def _no_network_prefix() -> list[str]:
     return [unshare, "-n", "sh", "-c", f'{ip} link set lo up && exec "$@"', "no-network"]
 
 
+@pytest.mark.ci
 def test_demo_delivers_every_result_through_the_embedded_broker_with_no_mosquitto(tmp_path: Path) -> None:
     """README command 1 on a machine with no broker: the demo starts its embedded one, every result
     the daemon produces reaches a subscriber through it, and no third-party line reaches the terminal."""

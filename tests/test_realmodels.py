@@ -154,7 +154,7 @@ def test_an_adopted_tflite_runs_in_the_daemon(cli, models, tmp_path) -> None:
     import sys
 
     from edgekit.examples.shapes_video import write_shapes_video
-    from tests.mqtt_helpers import Mosquitto, Recorder
+    from tools.mqtt_brokers import Mosquitto, Recorder
 
     face = Path(shutil.copy(models["face_detection_short_range"].path, tmp_path / "face.tflite"))
     refused = cli("run", "--model", str(face), "--source", "0")
@@ -213,9 +213,9 @@ def test_keras_with_dynamic_height_and_width(cli, tmp_path) -> None:
 def test_no_prediction_is_below_the_devices_floor(models) -> None:
     """MACs ÷ (threads × clock × MACs per cycle), and the weights at the memory bandwidth: a bound
     no fit may cross, on every shipped profile and runtime."""
-    from edgekit.graph import analyze
     from edgekit.predict import physical_floor, predict
-    from edgekit.profiles import load_profile, shipped_profile_names
+    from edgekit.predict.graph import analyze
+    from edgekit.predict.profiles import load_profile, shipped_profile_names
 
     graphs = {
         "tflite": analyze(models["face_landmark"].path),

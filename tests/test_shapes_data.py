@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgekit.detection import GridSpec, detect, mean_average_precision
 from edgekit.examples.shapes_data import CLASSES, render_dataset
 from edgekit.examples.shapes_detector import SPEC, encode_targets, truth_rows
+from edgekit.tasks.detection import GridSpec, detect, mean_average_precision
 
 
 def test_same_seed_same_images_other_seed_other_images() -> None:

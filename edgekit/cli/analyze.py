@@ -35,10 +35,10 @@ def analyze(
     """Per operator kind: MACs, parameters and bytes moved; totals and peak activation memory."""
     from edgekit.data import Split, check_data_path, load_dataset
     from edgekit.errors import InputNotFoundError
-    from edgekit.graph import analyze as analyze_graph
-    from edgekit.graph import model_inputs
     from edgekit.inputs import ShapeRequest, resolve, shapes_of
-    from edgekit.manifest import read_manifest
+    from edgekit.manifest import load_manifest
+    from edgekit.predict.graph import analyze as analyze_graph
+    from edgekit.predict.graph import model_inputs
 
     if not model.exists():
         raise InputNotFoundError(f"model {model} does not exist")
@@ -46,13 +46,14 @@ def analyze(
     if data is not None:
         check_data_path(data, "--data")
     specs = model_inputs(model) if model.suffix.lower() in (".tflite", ".onnx", ".xml") else []
-    layout = ((read_manifest(model) or {}).get("layout") or {}).get("inputs")
+    manifest = load_manifest(model)
+    layout = manifest.input_layout if manifest is not None else None
     dataset = load_dataset(data, Split.EVALUATION, specs, layout=layout) if data is not None and specs else None
     resolved = resolve(
         specs,
         request=request,
         data_shapes=dataset.sample_shapes() if dataset is not None else None,
-        manifest_inputs=(read_manifest(model) or {}).get("inputs"),
+        manifest_inputs=manifest.inputs if manifest is not None else None,
         model=model.name,
     )
     feeds = {key: dataset.sample(0, key) for key in dataset.inputs} if dataset is not None else None

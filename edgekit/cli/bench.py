@@ -2,37 +2,35 @@
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from edgekit.cli.output import emit_json, human_bytes, print_wide, stderr, stdout
+from edgekit.cli.bench_report import (
+    acceleration_notes,
+    bench_csv,
+    bench_table,
+    input_lines,
+    model_labels,
+    prediction_table,
+)
+from edgekit.cli.lists import comma_list
+from edgekit.cli.output import emit_json, print_wide, stderr, stdout
 from edgekit.errors import ConfigError, DeviceError, InputNotFoundError, OutputExistsError, UnknownNameError
 from edgekit.inputs import ResolvedInput, ShapeRequest, random_inputs, random_values_note, resolve, shapes_of
 from edgekit.manifest import artifact_size
 from edgekit.outputs import atomic_file
-from edgekit.runtimes.base import format_shape
-from edgekit.units import format_ms
-
-CSV_COLUMNS = (
-    "model runtime threads size_bytes load_ms first_ms mean_ms std_ms cv p50_ms p90_ms p99_ms fps "
-    "peak_rss_mb rss_growth_mb fully_accelerated runs "
-    "device predicted_ms predicted_low_ms predicted_high_ms fits_memory inputs"
-).split()
 
 
 def parse_threads(text: str | None) -> list[int | None]:
     if text is None:
         return [None]
     values: list[int | None] = []
-    for part in text.split(","):
+    for part in comma_list(text, "--threads") or [text]:
         try:
             value = int(part)
         except ValueError:
@@ -41,99 +39,6 @@ def parse_threads(text: str | None) -> list[int | None]:
             raise ConfigError(f"--threads must be at least 1, got {value}")
         values.append(value)
     return values
-
-
-def model_labels(models: list[Path]) -> dict[Path, str]:
-    """Row labels: a model's file name, or as much of its folder as tells same-named files apart."""
-    depth = dict.fromkeys(models, 1)
-
-    def label(model: Path) -> str:
-        return "/".join(model.parts[-depth[model] :])
-
-    while True:
-        seen: dict[str, list[Path]] = {}
-        for model in models:
-            seen.setdefault(label(model), []).append(model)
-        clashes = [group for group in seen.values() if len(set(group)) > 1]
-        grown = False
-        for group in clashes:
-            for model in set(group):
-                if depth[model] < len(model.parts):
-                    depth[model] += 1
-                    grown = True
-        if not grown:
-            return {model: label(model) for model in models}
-
-
-# Where each runtime's left-out operators run instead: what a PARTIAL costs the user.
-_OUTSIDE = {
-    "tflite": "run outside XNNPACK, on LiteRT's own kernels",
-    "openvino": "are not supported by the device plugin",
-}
-
-
-def _acceleration_notes(results: list[dict[str, Any]], labels: dict[str, str]) -> list[str]:
-    notes = []
-    for r in results:
-        m = r["measured"]
-        if m is None or m["fully_accelerated"] is not False:
-            continue
-        where = f"{labels[r['model']]} · {r['runtime']} · {r['threads'] or 'auto'} threads"
-        kinds = m.get("unaccelerated_ops") or []
-        if kinds:
-            notes.append(f"PARTIAL {where}: {', '.join(kinds)} {_OUTSIDE.get(r['runtime'], 'run outside it')}")
-        else:
-            notes.append(f"PARTIAL {where}: the runtime does not say which operators are left out")
-    return list(dict.fromkeys(notes))
-
-
-def _table(results: list[dict[str, Any]], labels: dict[str, str]) -> Table:
-    table = Table(title="edgekit bench (latency in ms)")
-    columns = ("model", "runtime", "thr", "size", "load", "first", "mean", "std", "p50", "p90", "p99", "fps", "RSS MB")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("model", "runtime") else "right")
-    table.add_column("accel.")
-    for r in results:
-        m = r["measured"]
-        accelerated = {True: "full", False: "PARTIAL", None: "?"}[m["fully_accelerated"]]
-        table.add_row(
-            labels[r["model"]],
-            r["runtime"],
-            str(r["threads"] or "auto"),
-            human_bytes(r["size_bytes"]),
-            f"{m['load_ms']:.1f}",
-            f"{m['first_ms']:.2f}",
-            f"{m['mean_ms']:.3f}",
-            f"{m['std_ms']:.3f}",
-            f"{m['p50_ms']:.3f}",
-            f"{m['p90_ms']:.3f}",
-            f"{m['p99_ms']:.3f}",
-            f"{m['fps']:.1f}",
-            f"{m['peak_rss_mb']:.0f}",
-            accelerated,
-        )
-    return table
-
-
-def _csv(results: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for r in results:
-        predicted = r["predicted"] or {}
-        writer.writerow(
-            {
-                **r,
-                **(r["measured"] or {}),
-                "device": r["device"] or "",
-                "predicted_ms": predicted.get("latency_ms", ""),
-                "predicted_low_ms": predicted.get("low_ms", ""),
-                "predicted_high_ms": predicted.get("high_ms", ""),
-                "fits_memory": predicted.get("fits_memory", ""),
-                "inputs": " ".join(f"{i['name']}={'x'.join(map(str, i['shape'])) or '()'}" for i in r["inputs"]),
-            }
-        )
-    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -148,38 +53,16 @@ class Target:
 def _devices(text: str | None, thread_counts: list[int | None]) -> list[Target]:
     if not text:
         return []
-    from edgekit.host import is_this_machine
     from edgekit.predict import check_threads, parse_device
+    from edgekit.predict.profiles.host import is_this_machine
 
     targets = []
-    for part in text.split(","):
-        profile, runtime = parse_device(part.strip())
+    for part in comma_list(text, "--device"):
+        profile, runtime = parse_device(part)
         for count in thread_counts:
             check_threads(profile, count)
         targets.append(Target(profile, runtime, is_this_machine(profile.recognise)))
     return targets
-
-
-def _prediction_table(results: list[dict[str, Any]], labels: dict[str, str]) -> Table:
-    table = Table(title="edgekit bench: predicted per device (latency in ms)")
-    columns = ("model", "device", "runtime", "thr", "predicted", "low–high", "measured", "error", "memory", "fallback")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("model", "device", "runtime", "fallback") else "right")
-    for r in results:
-        p = r["predicted"]
-        if p is None:
-            continue
-        m = r["measured"]
-        error = f"{100 * (p['latency_ms'] / m['p50_ms'] - 1):+.0f} %" if m else ""
-        memory = p["memory_mb"]
-        fits = f"{'fits' if p['fits_memory'] else 'DOES NOT FIT'} ({memory['need']:.0f}/{memory['available']:.0f} MB)"
-        fallback = ", ".join(p["unsupported_ops"]) or "—"
-        table.add_row(
-            labels[r["model"]], r["device"], p["runtime"], str(p["threads"] or "—"),
-            format_ms(p["latency_ms"]), f"{format_ms(p['low_ms'])}–{format_ms(p['high_ms'])}",
-            format_ms(m["p50_ms"]) if m else "—", error, fits, fallback,
-        )  # fmt: skip
-    return table
 
 
 def bench(
@@ -212,8 +95,8 @@ def bench(
     with --device, predict them for other devices."""
     from edgekit.bench import BenchSettings, measure
     from edgekit.data import check_data_path
-    from edgekit.graph import analyze
     from edgekit.predict import choose_runtime, predict
+    from edgekit.predict.graph import analyze
     from edgekit.runtimes import RUNTIMES, load_runtime, runtime_for_path
 
     settings = BenchSettings(runs=None if duration else runs, duration_s=duration, warmup=warmup)
@@ -232,7 +115,7 @@ def bench(
     skipped: list[dict[str, Any]] = []  # (model, device) pairs a profile cannot run: said, not fatal
     first_refusal: DeviceError | None = None
     for model in models:
-        names = runtime.split(",") if runtime else [runtime_for_path(model)]
+        names = comma_list(runtime, "--runtime") or [runtime_for_path(model)]
         for name in names:
             if name not in RUNTIMES:
                 raise UnknownNameError("runtime", name, RUNTIMES)
@@ -263,7 +146,7 @@ def bench(
     # Every model's inputs at the size it runs at, decided before any timing: a size nothing
     # fixes is one line now, not a measurement at a made-up one.
     chosen = {(model, name) for model, name, _, _ in plan}
-    inputs = _resolve_all(sorted(chosen, key=lambda k: (str(k[0]), k[1])), request, data)
+    inputs = _resolve_all(sorted(chosen, key=lambda k: (str(k[0]), k[1])), request, data, thread_counts[0])
     if csv_out is not None and csv_out.exists() and not force:
         raise OutputExistsError(f"--csv {csv_out} already exists", hint="pass --force to overwrite it")
 
@@ -314,21 +197,21 @@ def bench(
             bar.remove_task(task)
     if csv_out is not None:
         with atomic_file(csv_out, force=True) as staging:
-            staging.write_text(_csv(results))
+            staging.write_text(bench_csv(results))
     if as_json:
         emit_json({"results": results, "skipped": skipped})
         return
     labels = {str(model): text for model, text in model_labels(list(models)).items()}
     measured_rows = [r for r in results if r["measured"] is not None]
     if measured_rows:
-        print_wide(_table(measured_rows, labels))
-        for note in _acceleration_notes(measured_rows, labels):
+        print_wide(bench_table(measured_rows, labels))
+        for note in acceleration_notes(measured_rows, labels):
             stdout.print(note, markup=False)
-    for line in _input_lines(results, labels):
+    for line in input_lines(results, labels):
         stdout.print(line, markup=False)
     if targets:
         if any(r["predicted"] for r in results):
-            print_wide(_prediction_table(results, labels))
+            print_wide(prediction_table(results, labels))
         # One basis per device, in the table's order: what each device's figures rest on.
         bases = dict.fromkeys((r["device"], r["predicted"]["basis"]) for r in results if r["predicted"])
         for device_name, basis in bases:
@@ -366,24 +249,26 @@ def _row(
 @functools.lru_cache(maxsize=64)
 def _value_dependent(model: str, shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> list[str]:
     """Once per model and size: shape inference is not free on a big graph."""
-    from edgekit.graph import value_dependent_outputs
+    from edgekit.predict.graph import value_dependent_outputs
 
     return value_dependent_outputs(Path(model), dict(shapes))
 
 
 def _resolve_all(
-    pairs: list[tuple[Path, str]], request: ShapeRequest, data: Path | None
+    pairs: list[tuple[Path, str]], request: ShapeRequest, data: Path | None, threads: int | None = None
 ) -> dict[tuple[Path, str], tuple[list[ResolvedInput], Any]]:
-    """Each (model, runtime)'s inputs resolved (--shape, --data, manifest, model), with its data."""
+    """Each (model, runtime)'s inputs resolved (--shape, --data, manifest, model), with its data.
+    ``threads``: the first thread count, which a Keras probe starts TensorFlow's pool with (it
+    takes the setting only once per process)."""
     from edgekit.data import Split, load_dataset
-    from edgekit.graph import model_inputs
-    from edgekit.manifest import read_manifest
+    from edgekit.manifest import load_manifest
+    from edgekit.predict.graph import model_inputs
     from edgekit.runtimes import load_runtime
 
     declared: dict[tuple[Path, str], list[Any]] = {}
     for model, name in pairs:
         if name == "keras":
-            with load_runtime(model, name) as probe:
+            with load_runtime(model, name, threads=threads) as probe:
                 declared[model, name] = list(probe.inputs)
         else:  # read from the file: a row only predicted for a device needs no runtime here
             declared[model, name] = model_inputs(model)
@@ -396,15 +281,15 @@ def _resolve_all(
     for (model, name), specs in declared.items():
         names = {spec.name for spec in specs} | {spec.name.split(":")[0] for spec in specs}
         mine = ShapeRequest({k: v for k, v in request.named.items() if k in names}, request.bare)
-        manifest = read_manifest(model) or {}
-        layout = (manifest.get("layout") or {}).get("inputs")
+        manifest = load_manifest(model)
+        layout = manifest.input_layout if manifest is not None else None
         dataset = load_dataset(data, Split.EVALUATION, specs, layout=layout) if data is not None else None
         resolved[model, name] = (
             resolve(
                 specs,
                 request=mine,
                 data_shapes=dataset.sample_shapes() if dataset is not None else None,
-                manifest_inputs=manifest.get("inputs"),
+                manifest_inputs=manifest.inputs if manifest is not None else None,
                 model=model.name,
             ),
             dataset,
@@ -417,20 +302,3 @@ def data_feeds_for(dataset: Any, resolved: list[ResolvedInput]) -> Any:
     if dataset is None:
         return random_inputs(resolved)
     return {key: dataset.sample(0, key) for key in dataset.inputs}
-
-
-def _input_lines(results: list[dict[str, Any]], labels: dict[str, str]) -> list[str]:
-    """``inputs, det.onnx: x (1, 3, 640, 640) float32 from --shape; random floats …``, once per model."""
-    lines: dict[str, str] = {}
-    for r in results:
-        described = "; ".join(
-            f"{i['name']} {format_shape(tuple(i['shape']))} {i['dtype']} from {i['origin']}"
-            + (" (dynamic batch set to 1)" if i["batch_defaulted"] else "")
-            for i in r["inputs"]
-        )
-        values = r["inputs"][0]["values"] if r["inputs"] else ""
-        line = f"inputs, {labels[r['model']]}: {described or 'none'}; values: {values}"
-        if r.get("value_dependent_outputs"):
-            line += f"; outputs sized by the input values: {', '.join(r['value_dependent_outputs'])}"
-        lines.setdefault(r["model"], line)
-    return list(lines.values())

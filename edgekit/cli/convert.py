@@ -14,6 +14,7 @@ from edgekit.data import DEFAULT_CALIBRATION_SAMPLES
 from edgekit.errors import ConfigError, DataError, InputNotFoundError, QualityGateFailed, UnknownNameError
 from edgekit.formats import FORMATS, get_format, parse_precision
 from edgekit.inputs import ShapeRequest
+from edgekit.tasks import TASK_NAMES
 
 
 def _metric_text(metric: dict[str, Any] | None) -> str:
@@ -73,7 +74,6 @@ def _print_report(report: dict[str, Any]) -> None:
 
 COLOURS = ("rgb", "bgr", "gray")
 # raw: outputs the daemon publishes as they are (named arrays, bounded), for a model it cannot decode.
-TASKS = ("classification", "binary-classification", "regression", "detection", "raw")
 
 
 def _read_labels(path: Path) -> list[str]:
@@ -156,8 +156,8 @@ def convert(
 
     target = get_format(to)
     preprocessing = image_preprocessing(image_size, color, scale, offset)
-    if task is not None and task not in TASKS:
-        raise UnknownNameError("task", task, TASKS)
+    if task is not None and task not in TASK_NAMES:
+        raise UnknownNameError("task", task, TASK_NAMES)
     precision = parse_precision(quant)
     shapes = ShapeRequest.parse(shape)
     names = _read_labels(labels) if labels is not None else None

@@ -172,9 +172,9 @@ PREDICTED_DEVICES = ("rpi4", "rpi5", "pixel4")
 
 def _predictions(artifact: Path) -> list[dict[str, Any]]:
     """The edge model predicted on the devices it is meant for, with no device on the desk."""
-    from edgekit.graph import analyze
     from edgekit.predict import predict
-    from edgekit.profiles import load_profile
+    from edgekit.predict.graph import analyze
+    from edgekit.predict.profiles import load_profile
 
     graph = analyze(artifact)
     return [predict(graph, load_profile(name), engine="tflite").to_dict() for name in PREDICTED_DEVICES]

@@ -12,6 +12,7 @@ import yaml
 from rich.table import Table
 
 from edgekit.cli.help import EdgekitCommand
+from edgekit.cli.lists import comma_list
 from edgekit.cli.output import emit_json, log, print_wide, stdout
 from edgekit.errors import ConfigError, OutputExistsError
 
@@ -27,7 +28,7 @@ def _peak_gflops(profile: Any, precision: str) -> float:
 @app.command("list", cls=EdgekitCommand)
 def list_profiles(as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout.")) -> None:
     """Every profile --device accepts: shipped ones and calibrated ones."""
-    from edgekit.profiles import load_profile, profile_names, user_profile_names
+    from edgekit.predict.profiles import load_profile, profile_names, user_profile_names
 
     calibrated = set(user_profile_names())
     rows: list[dict[str, Any]] = []
@@ -70,8 +71,8 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON."),
 ) -> None:
     """Everything a profile says, with the peaks it implies and where each figure comes from."""
-    from edgekit.predict import leave_one_out
-    from edgekit.profiles import load_profile
+    from edgekit.predict import leave_one_reference_out
+    from edgekit.predict.profiles import load_profile
 
     p = load_profile(name)
     if as_json:
@@ -109,7 +110,7 @@ def show(
         for ref in p.references:
             table.add_row(ref.model, ref.runtime, ref.precision, str(ref.threads), f"{ref.latency_ms:g}", ref.source)
         print_wide(table)
-        rows = leave_one_out(p, "cpu")
+        rows = leave_one_reference_out(p, "cpu")
         if rows:
             errors = sorted(abs(r["error"]) for r in rows)
             say(
@@ -118,7 +119,7 @@ def show(
                 markup=False,
             )
     if p.calibration:
-        from edgekit.calibrate import summary
+        from edgekit.predict.calibrate.run import summary
 
         table = Table(title=f"calibrated {p.calibration.measured_on}: {p.calibration.command}")
         for column in ("engine", "precision", "threads", "models", "median ms", "measured/predicted p10–p90"):
@@ -139,7 +140,7 @@ def validate(
 ) -> None:
     """Check profiles against the schema; a bad one is reported with its key path and line."""
     from edgekit.errors import DeviceError
-    from edgekit.profiles import load_profile, shipped_profile_names
+    from edgekit.predict.profiles import load_profile, shipped_profile_names
 
     targets = [str(f) for f in files] if files else shipped_profile_names()
     failures: list[DeviceError] = []
@@ -171,23 +172,23 @@ def calibrate(
     """Time a fixed set of models here and fit a profile of this machine, for `--device NAME`."""
     import re
 
-    from edgekit.calibrate import calibrate as run_calibration
-    from edgekit.calibrate import leave_one_out_summary
     from edgekit.cli.bench import parse_threads
     from edgekit.errors import require_extra
-    from edgekit.host import usable_cores
     from edgekit.outputs import atomic_file
-    from edgekit.profiles import shipped_profile_names, user_profile_dir
+    from edgekit.predict.calibrate.run import calibrate as run_calibration
+    from edgekit.predict.calibrate.run import leave_one_out_summary
+    from edgekit.predict.profiles import shipped_profile_names, user_profile_dir
+    from edgekit.predict.profiles.host import usable_cores
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
         raise ConfigError(f"--name '{name}' must be lower-case letters, digits and dashes")
     if name in shipped_profile_names():
         raise ConfigError(f"--name {name} is a shipped profile", hint="choose another name, e.g. host")
-    engines = [e.strip() for e in runtime.split(",") if e.strip()]
+    engines = comma_list(runtime, "--runtime")
     for engine in engines:
         if engine not in ("tflite", "onnxruntime"):
             raise ConfigError(f"--runtime {engine}: calibration covers tflite and onnxruntime")
-    precisions = [p.strip() for p in precision.split(",") if p.strip()]
+    precisions = comma_list(precision, "--precision")
     for value in precisions:
         if value not in ("fp32", "int8"):
             raise ConfigError(f"--precision {value}: calibration covers fp32 and int8")

@@ -11,7 +11,8 @@ import numpy as np
 
 from edgekit.data import Dataset
 from edgekit.errors import DataError
-from edgekit.metrics import CLASSIFICATION_TASKS, classes_of, metric_drop, parity, task_metric
+from edgekit.tasks import CLASSIFICATION_TASKS
+from edgekit.tasks.metrics import classes_of, metric_drop, parity, task_metric
 
 
 def confusion(truth: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:

@@ -26,9 +26,9 @@ from edgekit.compare.link import BreakEven, Link
 from edgekit.compare.quality import compare_outputs
 from edgekit.data import Dataset, Split, check_data_path, load_dataset, match_inputs
 from edgekit.errors import ConfigError, DataError, DeviceError, InputNotFoundError
-from edgekit.host import machine_name
-from edgekit.manifest import artifact_size, model_description, read_manifest, size_of
+from edgekit.manifest import Manifest, artifact_size, load_manifest, model_description, size_of
 from edgekit.outputs import atomic_file, check_output_file
+from edgekit.predict.profiles.host import machine_name
 
 Progress = Callable[[str], None]
 REQUEST_WARMUP = 5
@@ -83,7 +83,7 @@ class EdgeSide:
     path: Path
     runtime: Any
     data: Dataset
-    manifest: dict[str, Any] | None
+    manifest: Manifest | None
 
 
 def _describe(request: CompareRequest) -> dict[str, Any]:
@@ -127,8 +127,8 @@ def _open_edges(request: CompareRequest, description: dict[str, Any]) -> list[Ed
     sides = []
     for path in request.edge:
         runtime = load_runtime(path, threads=request.threads)
-        manifest = read_manifest(path)
-        layout = ((manifest or {}).get("layout") or {}).get("inputs")
+        manifest = load_manifest(path)
+        layout = manifest.input_layout if manifest is not None else None
         data = _load(request.data, runtime.inputs, description, request.limit, f"edge artifact {path.name}", layout)
         sides.append(EdgeSide(path, runtime, data, manifest))
     return sides
@@ -228,8 +228,8 @@ def _device_prediction(
     """``device``: the profile and runtime ``parse_device`` read once from --device."""
     if device is None:
         return None, "no --device given"
-    from edgekit.graph import analyze
     from edgekit.predict import predict
+    from edgekit.predict.graph import analyze
 
     profile, device_runtime = device
     try:
@@ -270,11 +270,11 @@ def _edge_report(
     edge_ms = predicted["latency_ms"] if predicted else measured["p50_ms"]
     latency = server["latency"]
     break_even = BreakEven(latency["measured"]["p50_ms"], latency["link"]["transfer_ms"], edge_ms)
-    manifest = side.manifest or {}
+    manifest = side.manifest
     return {
         "artifact": str(side.path),
-        "format": manifest.get("format", side.path.suffix.lstrip(".")),
-        "precision": manifest.get("precision"),
+        "format": manifest.format if manifest is not None else side.path.suffix.lstrip("."),
+        "precision": manifest.precision if manifest is not None else None,
         "runtime": runtime_name,
         "size_bytes": artifact_size(side.path),
         "inputs": [

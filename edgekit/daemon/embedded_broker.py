@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from edgekit.errors import BrokerError, require_extra
+from edgekit.foreign import AMQTT_START, mapped
 from edgekit.quiet import debugging
 
 # The loggers amqtt and the state machine library under it write to.
@@ -81,11 +82,11 @@ class EmbeddedBroker:
             return broker
 
         try:
-            self._broker = asyncio.run_coroutine_threadsafe(start(), self._loop).result(timeout=15)
-        except Exception as exc:
+            with mapped(AMQTT_START, f"cannot start the embedded broker on {self.host}:{self.port}"):
+                self._broker = asyncio.run_coroutine_threadsafe(start(), self._loop).result(timeout=15)
+        except BaseException:
             self._loop.call_soon_threadsafe(self._loop.stop)
-            first = " ".join(str(exc).split()) or type(exc).__name__
-            raise BrokerError(f"cannot start the embedded broker on {self.host}:{self.port}: {first}") from exc
+            raise
         return self
 
     def stop(self) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgekit.errors import BrokerError
+from edgekit.foreign import PAHO_CONNECT, mapped
 
 UNSUPPORTED_VERSION = 132  # the CONNACK reason code (MQTT 5; paho maps 3.1.1's code 1 to it)
 # Refusals that retrying will not fix: the broker will not take these credentials.
@@ -130,13 +131,9 @@ def connect_with_fallback(
 
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
-        try:
+        unreachable = f"cannot reach the broker at {host}:{port} ({{reason}})"
+        with mapped(PAHO_CONNECT, unreachable, hint="is it running? `edgekit broker` starts one"):
             client.connect(host, port, keepalive=keepalive)
-        except OSError as exc:
-            raise BrokerError(
-                f"cannot reach the broker at {host}:{port} ({exc.strerror or exc})",
-                hint="is it running? `edgekit broker` starts one",
-            ) from exc
         client.loop_start()
         answered = attempt.done.wait(timeout)
         reason = attempt.reason

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from edgekit.data import preprocess_image
-from edgekit.detection import GridSpec, detect
 from edgekit.errors import ConfigError, DataError
 from edgekit.manifest import model_description
-from edgekit.metrics import CLASSIFICATION_TASKS
 from edgekit.runtimes.base import format_shape
+from edgekit.tasks import CLASSIFICATION_TASKS
+from edgekit.tasks.detection import GridSpec, detect
 
 
 @dataclass

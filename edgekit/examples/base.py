@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.tasks import Task
+
 Progress = Callable[[str], None]
 
 CALIB_PREFIX = "calib/"
@@ -31,13 +33,6 @@ TEST_BOXES = "test_boxes"
 # How many calibration samples an example ships: enough for int8 calibration (converters default
 # to 200), small enough to keep data.npz tiny.
 CALIBRATION_SAMPLES = 300
-
-
-class Task(str, Enum):
-    CLASSIFICATION = "classification"  # softmax over classes
-    BINARY_CLASSIFICATION = "binary-classification"  # one sigmoid unit: P(positive class)
-    REGRESSION = "regression"
-    DETECTION = "detection"  # grid detector: raw head, decoded + NMS outside the model
 
 
 class Metric(str, Enum):

@@ -2,7 +2,7 @@
 
 A 64×64 RGB image goes through four conv blocks to an 8×8 grid; each cell has two anchor
 boxes, and each anchor predicts (tx, ty, tw, th, objectness, 3 class logits). The head stays
-raw: decoding and non-maximum suppression happen outside the model (edgekit.detection), so a
+raw: decoding and non-maximum suppression happen outside the model (edgekit.tasks.detection), so a
 quantized model keeps float boxes.
 """
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.detection import GridSpec, detect, mean_average_precision
 from edgekit.examples.base import Progress, TrainedExample, calibration_indices, keras_fit
 from edgekit.examples.shapes_data import CLASSES, render_dataset
+from edgekit.tasks.detection import GridSpec, detect, mean_average_precision
 
 INPUT_NAME = "image"
 IMAGE_SIZE = 64

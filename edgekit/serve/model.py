@@ -92,10 +92,6 @@ class ServedModel:
         self._jobs.put(job)
         return job.answer
 
-    def predict(self, body: bytes) -> dict[str, Any]:
-        """The answer to one body, waiting for it (for callers without an event loop)."""
-        return tfserving.loads(self.submit(body).result())
-
     def _work(self) -> None:
         while True:
             job = self._jobs.get()

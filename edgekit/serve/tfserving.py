@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.data import best_match
 from edgekit.errors import DataError
 from edgekit.runtimes.base import TensorSpec, format_shape
 
@@ -61,9 +62,10 @@ def short_name(name: str) -> str:
 
 
 def _input_for(key: str, specs: list[TensorSpec]) -> TensorSpec:
+    # The serving API takes a key by name, port-less name or suffix, never a mere part of a name.
+    name = best_match(key, [spec.name for spec in specs], loosest=2)
     for spec in specs:
-        short = short_name(spec.name)
-        if key in (spec.name, short) or short.endswith(f"_{key}"):
+        if spec.name == name:
             return spec
     raise DataError(f"unknown input '{key}'; the model's inputs are {[short_name(s.name) for s in specs]}")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.graph import GraphCost, OpClass
+from edgekit.predict.graph.ir import GraphCost, OpClass
 
 # The order of the cost model's coefficients; see edgekit/predict.py. Convolutions cost per MAC
 # and per output element (narrow layers do few MACs per output written); element-wise work is

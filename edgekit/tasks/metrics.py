@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 
 from edgekit.data import Dataset
-from edgekit.detection import GridSpec, detect, mean_average_precision
-
-CLASSIFICATION_TASKS = ("classification", "binary-classification")
+from edgekit.tasks import CLASSIFICATION_TASKS
+from edgekit.tasks.detection import GridSpec, detect, mean_average_precision
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Real Mosquitto brokers for tests, a subscriber that records what arrives, and a loopback TCP
+"""Real Mosquitto brokers for tests and benchmarks, a subscriber that records what arrives, and a loopback TCP
 proxy that can cut the network between the daemon and the broker without stopping the broker."""
 
 from __future__ import annotations

@@ -57,9 +57,9 @@ class GridSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GridSpec:
         return cls(
-            image_size=tuple(data["image_size"]),  # type: ignore[arg-type]
-            grid=tuple(data["grid"]),  # type: ignore[arg-type]
-            anchors=tuple(tuple(a) for a in data["anchors"]),  # type: ignore[misc]
+            image_size=tuple(data["image_size"]),
+            grid=tuple(data["grid"]),
+            anchors=tuple(tuple(a) for a in data["anchors"]),
             num_classes=int(data["num_classes"]),
             score_threshold=float(data.get("score_threshold", 0.3)),
             nms_iou=float(data.get("nms_iou", 0.45)),

@@ -1,0 +1,1 @@
+"""`edgekit profiles calibrate`: the calibration set, and the run that fits this machine's profile from it."""

@@ -1,0 +1,1 @@
+"""The cost model: a hardware prior, fits to measurements, and the predictor that combines them."""

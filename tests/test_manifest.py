@@ -1,0 +1,69 @@
+"""The manifest is a typed contract: written with its version, checked when read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgekit.errors import DataError
+from edgekit.manifest import MANIFEST_VERSION, Manifest, load_manifest, manifest_path
+
+
+def _fields() -> dict:
+    tensor = {"name": "image", "shape": [1, 28, 28, 1], "dtype": "int8", "declared": [1, 28, 28, 1],
+              "quantization": {"scale": 0.0039, "zero_point": -128}, "dynamic": False}  # fmt: skip
+    return {
+        "edgekit_manifest": MANIFEST_VERSION, "artifact": "m.tflite", "files": ["m.tflite"], "format": "tflite",
+        "precision": "int8", "size_bytes": 10, "sha256": "0" * 64, "inputs": [tensor],
+        "outputs": [{"name": "probabilities", "shape": [1, 10], "dtype": "float32"}], "layout": None,
+        "dynamic_inputs": False, "task": "classification", "labels": None, "preprocessing": None,
+        "postprocessing": None,
+        "source": {"path": "m.keras", "format": "keras", "sha256": "1" * 64, "size_bytes": 9},
+        "conversion": {"steps": ["keras_to_tflite"], "notes": [], "seconds": 1.5, "calibration": None,
+                       "evaluation": {"origin": "data.npz", "samples": 8}},
+        "parity": {}, "metric": None, "gate": None, "versions": {"edgekit": "0"},
+        "created": "2026-12-02T00:00:00+00:00",
+    }  # fmt: skip
+
+
+def _write(tmp_path, fields: dict):
+    artifact = tmp_path / "m.tflite"
+    artifact.write_bytes(b"")
+    manifest_path(artifact).write_text(json.dumps(fields))
+    return artifact
+
+
+def test_what_is_written_reads_back_as_it_was(tmp_path) -> None:
+    fields = _fields()
+    manifest = Manifest.model_validate(fields)
+    assert json.loads(manifest.to_json()) == fields  # keys never given stay out, None stays None
+    assert load_manifest(_write(tmp_path, fields)) == manifest
+
+
+def test_a_manifest_from_a_newer_edgekit_is_one_line(tmp_path) -> None:
+    artifact = _write(tmp_path, {**_fields(), "edgekit_manifest": MANIFEST_VERSION + 1, "a_new_field": 1})
+    with pytest.raises(DataError) as caught:
+        load_manifest(artifact)
+    assert "newer edgekit" in caught.value.one_line() and "upgrade edgekit" in caught.value.one_line()
+
+
+def test_a_manifest_from_before_the_version_field_is_migrated(tmp_path) -> None:
+    old = _fields()
+    del old["edgekit_manifest"]
+    manifest = load_manifest(_write(tmp_path, old))
+    assert manifest is not None and manifest.edgekit_manifest == MANIFEST_VERSION
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"inputs": [{"name": "x"}]}, "inputs.0.shape"),
+        ({"brokr": 1}, "brokr"),
+        ({"edgekit_manifest": "one"}, "version"),
+    ],
+)
+def test_a_damaged_manifest_names_the_field(tmp_path, change: dict, says: str) -> None:
+    with pytest.raises(DataError) as caught:
+        load_manifest(_write(tmp_path, {**_fields(), **change}))
+    assert says in caught.value.one_line() and "\n" not in caught.value.one_line()
