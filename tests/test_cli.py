@@ -194,3 +194,24 @@ def test_examples_script_prints_no_framework_lines_and_plain_numbers(tmp_path: P
     assert "[6.3, 3.3, 6, 2.5] cm → " in done.stdout
     framework = [line for line in done.stderr.splitlines() if "tensorflow" in line.lower() or "onednn" in line.lower()]
     assert not framework, framework
+
+
+def test_a_forked_worker_stopped_with_sigterm_dies_quietly() -> None:
+    """A converter's worker pool, forked from edgekit, is stopped with SIGTERM when it closes:
+    the workers must not raise edgekit's KeyboardInterrupt (a traceback each) on the way out."""
+    script = (
+        "import os, signal, sys, time\n"
+        "from edgekit.cli import _install_signal_handlers\n"
+        "_install_signal_handlers()\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "time.sleep(0.5)\n"
+        "os.kill(child, signal.SIGTERM)\n"
+        "_, status = os.waitpid(child, 0)\n"
+        "print(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "True", done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr

@@ -105,6 +105,14 @@ def _terminate_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _install_signal_handlers() -> None:
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    # A library's worker processes forked from edgekit (a multiprocessing pool inside a converter)
+    # are stopped with SIGTERM when the pool closes: they die of it as they would anywhere else,
+    # instead of each printing a KeyboardInterrupt traceback under edgekit's one line.
+    os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+
+
 def _quiet_frameworks() -> None:
     """TensorFlow's C++ INFO/WARNING lines and two known-harmless Python warnings bury what
     edgekit says; --debug (or EDGEKIT_DEBUG) keeps them."""
@@ -122,6 +130,6 @@ def _quiet_frameworks() -> None:
 
 def main() -> None:
     _quiet_frameworks()
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    _install_signal_handlers()
     app(prog_name="edgekit")
     sys.exit(0)
