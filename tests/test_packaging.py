@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -16,12 +17,34 @@ from tests.conftest import REPO
 PROFILES = {"rpi4", "rpi5", "pixel4", "x86-cpu", "x86-gpu"}
 
 
+def _checkout_copy(dest: Path) -> Path:
+    """The files a clean checkout holds (tracked, or new and not ignored), copied to ``dest``.
+
+    Building from the working tree itself would reuse a stale ``build/`` left by an earlier build,
+    whose files (a data file since moved, say) then hide a package-data mistake CI would see.
+    """
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return dest
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    source = _checkout_copy(tmp_path_factory.mktemp("checkout"))
     # No build isolation: setuptools comes from the dev extra, so this needs no network.
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)],
         check=True,
         capture_output=True,
     )
@@ -34,7 +57,7 @@ def test_wheel_maps_converters_runtimes_and_profiles_into_edgekit(wheel: Path) -
     assert "edgekit/converters/__init__.py" in names
     assert "edgekit/runtimes/__init__.py" in names
     assert {f"edgekit/device_profiles/{p}.yaml" for p in PROFILES} <= names
-    assert "edgekit/reference_models.json" in names  # the predictor's features of published models
+    assert "edgekit/predict/profiles/reference_models.json" in names  # the predictor's features of published models
     # Nothing generic at the top of site-packages.
     tops = {name.split("/")[0] for name in names}
     assert tops == {"edgekit", *(t for t in tops if t.endswith(".dist-info"))}
@@ -55,6 +78,8 @@ def test_plain_install_gives_the_same_package(wheel: Path, tmp_path: Path) -> No
         "print(edgekit.__file__)\n"
         "print(','.join(shipped_profile_names()))\n"
         "load_profile('rpi4')\n"
+        "from edgekit.predict.profiles.references import reference_names\n"
+        "assert reference_names(), 'the installed reference table is empty'\n"
     )
     out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     location, profiles = out.stdout.split()
