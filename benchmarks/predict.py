@@ -1,4 +1,4 @@
-"""How good edgekit's latency predictions are (issue 5), measured in one run.
+"""How good edgekit's latency predictions are (issues 5 and 16), measured in one run.
 
     python benchmarks/predict.py [--seconds 2] [--rounds 2] [--threads 1] [--no-write]
 
@@ -7,7 +7,8 @@
    set, convert each four ways, time them (``--rounds`` interleaved rounds, median of medians)
    and predict each with the calibrated profile. Reported: median and worst absolute error,
    share within ±10 %, beside two FLOPs baselines: FLOPs ÷ peak, and FLOPs × one throughput
-   fitted on the same calibration measurements. Goal: median ≤ 15 %, worst ≤ 40 %.
+   fitted on the same calibration measurements. Goal: median ≤ 15 %, worst ≤ 40 %. Then
+   `profiles refit` with the runs of three of them: their error before and after (each held out).
 2. Published references: every shipped profile's references, each predicted by the profile
    fitted without it (leave-one-out). Goal for rpi4, rpi5 and the phone: median ≤ 25 %.
 """
@@ -29,6 +30,8 @@ sys.path.insert(0, str(HERE.parent))
 from benchmarks.results_file import publish  # noqa: E402
 
 TEST_SET = ("mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "resnet50", "densenet121", "nasnet_mobile")
+# Three of the test set whose runs `profiles refit` folds in (the refit part).
+REFIT_SET = ("mobilenet_v3_small", "resnet50", "nasnet_mobile")
 ENGINES = ("tflite", "onnxruntime")
 PRECISIONS = ("fp32", "int8")
 
@@ -41,7 +44,9 @@ def pct(value: float) -> str:
     return f"{100 * value:+.1f} %"
 
 
-def host_part(work: Path, seconds: float, rounds: int, threads: int, dump: Path | None = None) -> list[str]:
+def host_part(
+    work: Path, seconds: float, rounds: int, threads: int, dump: Path | None = None, kit: Path | None = None
+) -> list[str]:
     from edgekit.predict import peak_flops, predict
     from edgekit.predict.calibrate.run import SYNTHETIC, build_calibration_model, calibrate, export, time_model
     from edgekit.predict.graph import analyze
@@ -60,6 +65,15 @@ def host_part(work: Path, seconds: float, rounds: int, threads: int, dump: Path 
         progress=log,
     )
     assert profile.calibration is not None
+    kit_profile = None
+    if kit is not None:  # the same set from a kit, timed the way a device would (profiles calibrate --kit)
+        from edgekit.predict.calibrate.kit import calibrate_from_kit
+
+        log(f"calibrating from the kit {kit} …")
+        kit_profile = calibrate_from_kit(
+            "kit-host", kit, engines=list(ENGINES), precisions=list(PRECISIONS), threads=[threads], seconds=1.0,
+            command=f"edgekit profiles calibrate --kit {kit} --threads {threads}", progress=log,
+        )  # fmt: skip
     # FLOPs baseline 2: one throughput per engine and precision, fitted on the calibration points.
     flops_scale: dict[tuple[str, str], float] = {}
     dumped: list[dict[str, Any]] = []
@@ -119,6 +133,11 @@ def host_part(work: Path, seconds: float, rounds: int, threads: int, dump: Path 
                 "error": prediction.latency_ms / measured - 1,
                 "peak_error": peak / measured - 1,
                 "flops_error": fitted / measured - 1,
+                "kit_error": (
+                    predict(graph, kit_profile, engine=engine, threads=threads).latency_ms / measured - 1
+                    if kit_profile is not None
+                    else None
+                ),
             }
         )
     if dump is not None:  # every point's features and timing, to study the cost model without re-timing
@@ -154,6 +173,15 @@ def host_part(work: Path, seconds: float, rounds: int, threads: int, dump: Path 
         "|---|---|---|---|",
         f"| **edgekit cost model (calibrated)** | **{100 * ours[0]:.1f} %** | **{100 * ours[1]:.1f} %** "
         f"| {100 * ours[2]:.0f} % |",
+        *(
+            [
+                f"| edgekit cost model, calibrated from a kit (`profiles calibrate --kit`, 1 s a model) "
+                f"| {100 * stats('kit_error')[0]:.1f} % | {100 * stats('kit_error')[1]:.1f} % "
+                f"| {100 * stats('kit_error')[2]:.0f} % |"
+            ]
+            if kit_profile is not None
+            else []
+        ),
         f"| FLOPs ÷ peak | {100 * peak[0]:.1f} % | {100 * peak[1]:.1f} % | {100 * peak[2]:.0f} % |",
         f"| FLOPs × one rate fitted on the calibration set | {100 * fitted[0]:.1f} % | {100 * fitted[1]:.1f} % "
         f"| {100 * fitted[2]:.0f} % |",
@@ -163,7 +191,73 @@ def host_part(work: Path, seconds: float, rounds: int, threads: int, dump: Path 
     ]
     if failed:
         table += ["", "Not timed (the runtime refused the converted model): " + "; ".join(failed) + "."]
+    if kit_profile is not None:
+        gap = abs(stats("kit_error")[0] - ours[0]) * 100
+        table += ["", f"Kit against full calibration, median error: {gap:.1f} points apart "
+                  f"(goal ≤ 3: {'met' if gap <= 3 else 'MISSED'})."]  # fmt: skip
+    table += ["", *refit_part(profile, dumped, threads)]
     return table
+
+
+def refit_part(profile: Any, dumped: list[dict[str, Any]], threads: int) -> list[str]:
+    """`profiles refit` on this machine: the runs of REFIT_SET folded into the calibrated profile,
+    each judged without itself (leave-one-out), and the rest of the test set judged by it unseen."""
+    import datetime
+
+    from edgekit.predict.cost.predictor import cpu_seconds
+    from edgekit.predict.cost.refit import held_out_rows, refit
+    from edgekit.predict.graph.features import Features
+    from edgekit.predict.profiles import Measurement
+
+    def measurement(point: dict[str, Any]) -> Measurement:
+        features = {k: float(v) for k, v in point["features"].items() if k != "precision"}
+        return Measurement(
+            model=point["model"], engine=point["engine"], precision=point["precision"], threads=threads,
+            latency_ms=point["measured"], features=features, measured_on=datetime.date.today().isoformat(),
+            source="benchmarks/predict.py",
+        )  # fmt: skip
+
+    tests = [p for p in dumped if p["set"] == "test"]
+    folded = [measurement(p) for p in tests if p["model"] in REFIT_SET]
+    refitted = refit(profile, folded, "host-refit")
+    rows = held_out_rows(profile, refitted)
+    unseen = []
+    for point in tests:
+        if point["model"] in REFIT_SET:
+            continue
+        m = measurement(point)
+        x = Features.from_dict({**m.features, "precision": m.precision})
+        before = cpu_seconds(profile, m.engine, m.precision, threads, x) * 1000 / m.latency_ms - 1
+        after = cpu_seconds(refitted, m.engine, m.precision, threads, x) * 1000 / m.latency_ms - 1
+        unseen.append((m, before, after))
+    lines = [
+        f"`profiles refit` here: the runs of {', '.join(REFIT_SET)} (each engine and precision, {len(folded)} runs) "
+        "folded into the calibrated profile; each judged by the refit profile without itself, and the other "
+        "test architectures by it unseen (cost model before floors and fallback):",
+        "",
+        "| model | runtime | precision | measured ms | before | after | |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.model} | {r.engine} | {r.precision} | {r.measured_ms:.2f} | {pct(r.error_before)} "
+            f"| {pct(r.error_after)} | folded in (held out) |"
+        )
+    for m, before, after in unseen:
+        lines.append(
+            f"| {m.model} | {m.engine} | {m.precision} | {m.latency_ms:.2f} | {pct(before)} | {pct(after)} | unseen |"
+        )
+
+    def median(values: list[float]) -> str:
+        return f"{100 * statistics.median([abs(v) for v in values]):.1f} %" if values else "—"
+
+    lines += [
+        "",
+        f"Median abs error, folded-in runs held out: {median([r.error_before for r in rows])} before, "
+        f"{median([r.error_after for r in rows])} after; unseen architectures: "
+        f"{median([u[1] for u in unseen])} before, {median([u[2] for u in unseen])} after.",
+    ]
+    return lines
 
 
 def references_part() -> list[str]:
@@ -226,18 +320,23 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--dump", type=Path, help="also write every point's features and timing to this JSON file")
     parser.add_argument("--work", type=Path, help="keep built models here (a second run re-times, skips building)")
+    parser.add_argument("--kit", type=Path, help="also calibrate from this kit (edgekit profiles kit) and compare")
     args = parser.parse_args()
     body: list[Any] = []
     if not args.skip_host:
         if args.work is not None:
             args.work.mkdir(parents=True, exist_ok=True)
-            body += host_part(args.work, args.seconds, args.rounds, args.threads, args.dump)
+            body += host_part(args.work, args.seconds, args.rounds, args.threads, args.dump, args.kit)
         else:
             with tempfile.TemporaryDirectory(prefix="edgekit-predict-") as work:
-                body += host_part(Path(work), args.seconds, args.rounds, args.threads, args.dump)
+                body += host_part(Path(work), args.seconds, args.rounds, args.threads, args.dump, args.kit)
         body.append("")
     body += references_part()
-    command = "python benchmarks/predict.py" + (" --skip-host" if args.skip_host else "")
+    command = (
+        "python benchmarks/predict.py"
+        + (" --skip-host" if args.skip_host else "")
+        + (f" --kit {args.kit.name}" if args.kit else "")
+    )
     publish("predict", "Prediction accuracy (issue 5)", command, body, write=not args.no_write)
 
 

@@ -17,7 +17,8 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -131,11 +132,14 @@ class _SilentLoader(importlib.abc.Loader):
             sys.meta_path.remove(self.finder)  # once: the import itself, not a find_spec probe
         with silenced_stderr():
             self.real.exec_module(module)
+            if self.finder.then is not None:
+                self.finder.then(module)
 
 
 class _QuietFirstImport(importlib.abc.MetaPathFinder):
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, then: Callable[[ModuleType], None] | None = None) -> None:
         self.name = name
+        self.then = then  # more start-up to do while stderr is still silenced
         self.searching = False
 
     def find_spec(self, fullname: str, path: Sequence[str] | None, target: Any = None) -> Any:
@@ -151,12 +155,36 @@ class _QuietFirstImport(importlib.abc.MetaPathFinder):
         return spec
 
 
-def quiet_first_import(name: str) -> None:
+def quiet_first_import(name: str, then: Callable[[ModuleType], None] | None = None) -> None:
     """Silence native stderr while the top-level module ``name`` is first imported, by
-    whatever imports it."""
+    whatever imports it, and while ``then`` runs on the imported module."""
     if name not in sys.modules and not any(isinstance(f, _QuietFirstImport) and f.name == name for f in sys.meta_path):
-        sys.meta_path.insert(0, _QuietFirstImport(name))
+        sys.meta_path.insert(0, _QuietFirstImport(name, then))
+
+
+def _find_devices(tensorflow: ModuleType) -> None:
+    """Let TensorFlow look for GPUs now, silenced: on a machine with the CUDA runtime but no GPU
+    driver its first look prints "failed call to cuInit: … UNKNOWN ERROR (303)" at ERROR level,
+    which TF_CPP_MIN_LOG_LEVEL=2 lets through, in the middle of a command's output."""
+    try:
+        tensorflow.config.list_physical_devices()
+    except Exception:  # noqa: BLE001 - a start-up nicety must never break the import
+        pass
 
 
 def quiet_tensorflow_import() -> None:
-    quiet_first_import("tensorflow")
+    quiet_first_import("tensorflow", then=_find_devices)
+
+
+def quiet_frameworks() -> None:
+    """TensorFlow's C++ INFO/WARNING lines and two known-harmless Python warnings bury what
+    edgekit says; --debug (or EDGEKIT_DEBUG) keeps them. The CLI calls this first, and so does
+    every child process edgekit starts to convert in."""
+    if debugging():
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow_import()  # the lines TensorFlow prints before it reads that setting
+    # Keras warns when a one-input model is called with a bare tensor (how converters call it).
+    warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+    # TFLiteConverter warns that int8 inputs have no statistics; they come from calibration.
+    warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")

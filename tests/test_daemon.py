@@ -573,3 +573,32 @@ def test_runs_on_a_device_install_without_tensorflow(tmp_path, broker, detector,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["results"] == 5
+
+
+def test_watch_stops_on_ctrl_c_while_its_output_is_not_read(tmp_path: Path) -> None:
+    """`edgekit watch | less`, paused: its prints block, and Ctrl-C must still stop it at once."""
+    import paho.mqtt.client as mqtt
+
+    broker = Mosquitto(tmp_path / "mosquitto").start()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "edgekit", "watch", "--broker", f"mqtt://127.0.0.1:{broker.port}", "--device-id", "pi"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    try:
+        time.sleep(4)  # connected and subscribed
+        publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        publisher.connect("127.0.0.1", broker.port)
+        publisher.loop_start()
+        payload = json.dumps({"detections": [{"label": "square", "score": 0.9}] * 40})
+        for _ in range(300):  # far more than a pipe holds (64 KB), and nobody reads it
+            publisher.publish("edgekit/pi/results", payload, qos=1).wait_for_publish(timeout=5)
+        publisher.disconnect()
+        publisher.loop_stop()
+        time.sleep(1)
+        watch.send_signal(signal.SIGINT)
+        assert watch.wait(timeout=15) == 0
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+        broker.stop()

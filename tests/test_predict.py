@@ -66,6 +66,23 @@ def test_references_drive_the_estimate(tflite_model: Path) -> None:
     assert "of pixel4 (same cores)" in borrowed.basis
 
 
+def test_rpi5_fits_its_own_ncnn_references_and_borrows_only_for_tflite(tflite_model: Path) -> None:
+    from edgekit.predict.cost.fit import arithmetic_of, fit_references
+
+    rpi5 = load_profile("rpi5")
+    # ncnn ran the fp32 models in fp16 on the A76: those rows form a group of their own, priced at the
+    # fp16 rate, apart from the int8 rows.
+    fp32_rows = [r for r in rpi5.references if r.precision == "fp32"]
+    assert fp32_rows and {arithmetic_of(r) for r in fp32_rows} == {"fp16"}
+    fit = fit_references(rpi5, rpi5.references, "cpu")
+    assert fit is not None and set(fit.scales) == {("ncnn", "fp16"), ("ncnn", "int8")}
+    assert {r.threads for r in rpi5.references} == {1, 4}  # so the parallel fraction is the board's own
+    graph = analyze(tflite_model)
+    assert "of pixel4 (same cores)" in predict(graph, rpi5, engine="tflite").basis
+    own = predict(graph, rpi5, engine="onnxruntime")  # the lender has no ONNX Runtime references either
+    assert "pixel4" not in own.basis and "ncnn references" in own.basis
+
+
 def test_gpu_delegate_names_the_operators_it_cannot_run(tflite_model: Path) -> None:
     graph = analyze(tflite_model)
     gpu = predict(graph, load_profile("pixel4"), engine="tflite", runtime="tflite-gpu")

@@ -100,23 +100,30 @@ def test_what_works_today_runs_as_written(tmp_path: Path) -> None:
     # A subscriber of our own: the daemon lines must deliver, not just exit 0.
     subscriber = Recorder(broker.port, "pi-kitchen")
     background: list[tuple[str, subprocess.Popen]] = []
+    logs: list[tuple[Path, Path]] = []
     try:
         for command in commands:
             shell = command.replace(README_BROKER, local).replace(CAMERA, f"--source {recording}")
             kind = _serving_kind(command)
             if kind is not None:
                 # `exec`: the shell becomes the command, so Ctrl-C (SIGINT) reaches it and not a shell.
-                process = subprocess.Popen(
-                    f"exec {shell}", shell=True, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    text=True, start_new_session=True,
-                )  # fmt: skip
+                # Its output goes to files, as a terminal would take it: a pipe nobody reads fills up
+                # (64 KB) and blocks the command's printing thread, and then its Ctrl-C clean-up.
+                index = len(background)
+                out_file, err_file = tmp_path / f"bg{index}.out", tmp_path / f"bg{index}.err"
+                with out_file.open("w") as out, err_file.open("w") as err:
+                    process = subprocess.Popen(
+                        f"exec {shell}", shell=True, cwd=work, env=env, stdout=out, stderr=err,
+                        text=True, start_new_session=True,
+                    )  # fmt: skip
                 background.append((command, process))
+                logs.append((out_file, err_file))
                 port = SERVING[kind]
                 if port is not None:
                     wait_for_port(port, timeout=120)
                 else:
                     time.sleep(2)  # it subscribes and prints what is retained
-                assert process.poll() is None, f"`{command}` stopped: {process.communicate()[1][-2000:]}"
+                assert process.poll() is None, f"`{command}` stopped: {err_file.read_text()[-2000:]}"
                 continue
             done = subprocess.run(
                 shell, shell=True, cwd=work, env=env, capture_output=True, text=True, timeout=900
@@ -125,13 +132,15 @@ def test_what_works_today_runs_as_written(tmp_path: Path) -> None:
             assert "Traceback" not in done.stderr, f"`{command}` printed a traceback:\n{done.stderr[-3000:]}"
     finally:
         outputs = {}
-        for command, process in background:
+        for (command, process), (out_file, err_file) in zip(background, logs, strict=True):
             os.killpg(process.pid, signal.SIGINT)
             try:
-                outputs[command] = (process.wait(timeout=30), *process.communicate(timeout=5))
+                code = process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-                outputs[command] = (None, "", "did not stop within 30 s of Ctrl-C")
+                code = None
+            err = err_file.read_text() + ("" if code is not None else "\n(did not stop within 30 s of Ctrl-C)")
+            outputs[command] = (code, out_file.read_text(), err)
         subscriber.close()
         broker.stop()
     for command, (code, _, err) in outputs.items():

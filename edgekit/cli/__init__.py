@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import warnings
 from typing import Any
 
 import typer
@@ -20,7 +19,7 @@ from edgekit.cli import analyze, bench, compare, convert, daemon, demo, examples
 from edgekit.cli.help import EdgekitCommand
 from edgekit.cli.output import stderr
 from edgekit.errors import EdgekitError, Interrupted
-from edgekit.quiet import debugging, quiet_tensorflow_import
+from edgekit.quiet import debugging, quiet_frameworks
 
 DEBUG_KEY = "edgekit.debug"
 # BSD sysexits' EX_SOFTWARE: an internal error, as opposed to the user's input.
@@ -113,23 +112,10 @@ def _install_signal_handlers() -> None:
     os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
 
 
-def _quiet_frameworks() -> None:
-    """TensorFlow's C++ INFO/WARNING lines and two known-harmless Python warnings bury what
-    edgekit says; --debug (or EDGEKIT_DEBUG) keeps them."""
+def main() -> None:
     if "--debug" in sys.argv:
         os.environ["EDGEKIT_DEBUG"] = "1"  # converters then keep their own output (on stderr)
-    if debugging():
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    quiet_tensorflow_import()  # the lines TensorFlow prints before it reads that setting
-    # Keras warns when a one-input model is called with a bare tensor (how converters call it).
-    warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
-    # TFLiteConverter warns that int8 inputs have no statistics; they come from calibration.
-    warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-
-
-def main() -> None:
-    _quiet_frameworks()
+    quiet_frameworks()
     _install_signal_handlers()
     app(prog_name="edgekit")
     sys.exit(0)

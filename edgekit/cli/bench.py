@@ -90,6 +90,12 @@ def bench(
         help="Predict for device profiles, comma-separated (rpi4,pixel4:tflite-gpu,host); "
         "on the device itself it is measured too.",
     ),
+    record: Path = typer.Option(
+        None,
+        "--record",
+        metavar="FILE",
+        help="On a device --device names, append what it measured to FILE (JSON lines) for `edgekit profiles refit`.",
+    ),
 ) -> None:
     """Measure load time, first inference, latency percentiles, throughput and memory;
     with --device, predict them for other devices."""
@@ -111,6 +117,14 @@ def bench(
         check_data_path(data, "--data")
     request = ShapeRequest.parse(shape)
     targets = _devices(device, thread_counts)
+    if record is not None and not any(t.here for t in targets):
+        named = ", ".join(t.profile.name for t in targets) or "none given"
+        raise ConfigError(
+            f"--record keeps what a device measures of itself, and no --device is this machine ({named})",
+            hint="on the device, name its profile: --device NAME (edgekit profiles list; "
+            "edgekit profiles calibrate --name NAME makes one)",
+        )
+    recorded: list[Any] = []
     plan: list[tuple[Path, str, int | None, Target | None]] = []
     skipped: list[dict[str, Any]] = []  # (model, device) pairs a profile cannot run: said, not fatal
     first_refusal: DeviceError | None = None
@@ -194,7 +208,13 @@ def bench(
 
             measured = measure(open_runtime, settings, data=dataset, resolved=resolved, progress=update)
             results.append(_row(model, name, count, measured, device_name, predicted, resolved, dataset))
+            if record is not None and device_target is not None and predicted and predicted["processor"] == "cpu":
+                recorded.append(_recorded_run(model, name, measured, predicted, graphs[model, name]))
             bar.remove_task(task)
+    if recorded:
+        from edgekit.predict.profiles.measurements import append_runs
+
+        append_runs(record, recorded)
     if csv_out is not None:
         with atomic_file(csv_out, force=True) as staging:
             staging.write_text(bench_csv(results))
@@ -218,6 +238,30 @@ def bench(
             stdout.print(f"basis, {device_name}: {basis}", markup=False)
         for skip in skipped:
             stdout.print(f"not predicted: {labels[skip['model']]} on {skip['device']}: {skip['reason']}", markup=False)
+
+
+def _recorded_run(model: Path, engine: str, measured: dict[str, Any], predicted: dict[str, Any], graph: Any) -> Any:
+    """A measurements-file line: the run, the graph's cost terms, and what the profile predicted."""
+    import datetime
+
+    from edgekit.predict import machine_name
+    from edgekit.predict.graph.features import Features
+    from edgekit.predict.profiles.measurements import RecordedRun
+
+    features = Features.from_graph(graph).to_dict()
+    features.pop("precision")
+    return RecordedRun(
+        model=model.name,
+        engine=engine,
+        precision=predicted["precision"],
+        threads=predicted["threads"],
+        latency_ms=measured["p50_ms"],
+        features=features,
+        measured_on=datetime.date.today().isoformat(),
+        source=f"edgekit bench --record on {machine_name()}",
+        device=predicted["device"],
+        predicted_ms=predicted["latency_ms"],
+    )
 
 
 def _row(

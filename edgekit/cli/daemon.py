@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -105,15 +105,16 @@ def watch(
     address = BrokerAddress.parse(broker)
     if count is not None and count < 1:
         raise ConfigError(f"--count must be at least 1, got {count}")
-    done = threading.Event()
-    seen = 0
+    # The MQTT client's thread only queues what arrives; this thread prints. A print that blocks
+    # (a pipe nobody reads, a paused pager) then blocks this thread, where Ctrl-C interrupts it,
+    # and never the client's, which the clean-up below joins.
+    arrived: queue.Queue[str] = queue.Queue()
 
     def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         # Runs on every (re)connect: a restarted broker gets the subscription again.
         client.subscribe(f"edgekit/{device_id}/#", qos=1)
 
     def on_message(client: Any, userdata: Any, message: Any) -> None:
-        nonlocal seen
         text = message.payload.decode("utf-8", errors="replace")
         # Plain writes, one message per line: a terminal's width must never fold a JSON payload.
         if as_json:
@@ -121,14 +122,9 @@ def watch(
                 payload: Any = json.loads(text)
             except json.JSONDecodeError:
                 payload = text
-            line = json.dumps({"topic": message.topic, "payload": payload})
+            arrived.put(json.dumps({"topic": message.topic, "payload": payload}))
         else:
-            line = f"{time.strftime('%H:%M:%S')} {message.topic} {text}"
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-        seen += 1
-        if count is not None and seen >= count:
-            done.set()
+            arrived.put(f"{time.strftime('%H:%M:%S')} {message.topic} {text}")
 
     def make_client(protocol: int) -> Any:
         client = new_client(protocol)
@@ -137,8 +133,20 @@ def watch(
         return client
 
     client = connect_with_fallback(make_client, address.host, address.port)
+    deadline = None if seconds is None else time.monotonic() + seconds
+    seen = 0
     try:
-        done.wait(timeout=seconds)
+        while count is None or seen < count:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            try:
+                line = arrived.get(timeout=0.5 if left is None else min(0.5, left))
+            except queue.Empty:
+                continue
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+            seen += 1
     except KeyboardInterrupt:
         pass
     finally:

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import statistics
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.table import Table
 
+from edgekit.cli import profiles_fit
 from edgekit.cli.help import EdgekitCommand
-from edgekit.cli.lists import comma_list
 from edgekit.cli.output import emit_json, log, print_wide, stdout
-from edgekit.errors import ConfigError, OutputExistsError
 
-app = typer.Typer(help="Device profiles: list, show, validate, and calibrate this machine.", no_args_is_help=True)
+app = typer.Typer(
+    help="Device profiles: list, show, validate, calibrate this machine, refit from measured runs.",
+    no_args_is_help=True,
+)
 
 
 def _peak_gflops(profile: Any, precision: str) -> float:
@@ -57,6 +57,8 @@ def list_profiles(as_json: bool = typer.Option(False, "--json", help="Print one 
         table.add_column(column)
     for r in rows:
         basis = "calibrated here" if r["calibrated"] else (f"{r['references']} references" if r["references"] else "")
+        if basis and r["borrows"]:
+            basis += f" (+ {r['borrows']}'s for other engines)"
         basis = basis or (f"borrows {r['borrows']}" if r["borrows"] else "peaks only")
         table.add_row(
             r["name"], r["title"], r["arch"], str(r["cores"]), f"{r['ram_gb']:g} GB", r["gpu"] or "—",
@@ -108,7 +110,8 @@ def show(
         for column in ("model", "runtime", "precision", "threads", "ms", "source"):
             table.add_column(column)
         for ref in p.references:
-            table.add_row(ref.model, ref.runtime, ref.precision, str(ref.threads), f"{ref.latency_ms:g}", ref.source)
+            precision = ref.precision + (f" (ran in {ref.arithmetic})" if ref.arithmetic else "")
+            table.add_row(ref.model, ref.runtime, precision, str(ref.threads), f"{ref.latency_ms:g}", ref.source)
         print_wide(table)
         rows = leave_one_reference_out(p, "cpu")
         if rows:
@@ -128,8 +131,19 @@ def show(
             table.add_row(row["engine"], row["precision"], str(row["threads"]), str(row["models"]),
                           f"{row['median_ms']:g}", row["band"])  # fmt: skip
         print_wide(table)
+    if p.measurements:
+        groups = sorted({f"{m.engine} {m.precision}" for m in p.measurements})
+        models = sorted({m.model for m in p.measurements})
+        say(
+            f"  {len(p.measurements)} measurements on the device ({', '.join(groups)}; {len(models)} models) "
+            "correct its predictions (edgekit profiles refit)",
+            markup=False,
+        )
     if p.borrow_efficiency_from:
-        say(f"  no references of its own: efficiencies borrowed from {p.borrow_efficiency_from}", markup=False)
+        measured = {r.engine for r in p.references}
+        lent = sorted({r.engine for r in load_profile(p.borrow_efficiency_from).references} - measured)
+        what = f"{', '.join(lent)} (not in its own references)" if measured else "every engine (no references)"
+        say(f"  {what}: efficiencies borrowed from {p.borrow_efficiency_from} (same cores)", markup=False)
     if p.notes:
         say(f"  notes: {p.notes}", markup=False)
 
@@ -158,84 +172,7 @@ def validate(
         raise failures[-1]
 
 
-@app.command("calibrate", cls=EdgekitCommand)
-def calibrate(
-    name: str = typer.Option("host", "--name", help="Name of the profile to write (used with --device)."),
-    runtime: str = typer.Option("tflite,onnxruntime", "--runtime", help="Engines to calibrate, comma-separated."),
-    precision: str = typer.Option("fp32,int8", "--precision", help="Precisions to calibrate, comma-separated."),
-    threads: str = typer.Option(None, "--threads", help="Thread counts (default: 1 and all cores)."),
-    quick: bool = typer.Option(False, "--quick", help="A small synthetic set (about a minute): a rough profile."),
-    seconds: float = typer.Option(1.5, "--seconds", help="Timing per model and setting."),
-    output: Path = typer.Option(None, "--out", "--output", help="Write here instead of the profile folder."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing profile of that name."),
-) -> None:
-    """Time a fixed set of models here and fit a profile of this machine, for `--device NAME`."""
-    import re
-
-    from edgekit.cli.bench import parse_threads
-    from edgekit.errors import require_extra
-    from edgekit.outputs import atomic_file
-    from edgekit.predict.calibrate.run import calibrate as run_calibration
-    from edgekit.predict.calibrate.run import leave_one_out_summary
-    from edgekit.predict.profiles import shipped_profile_names, user_profile_dir
-    from edgekit.predict.profiles.host import usable_cores
-
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
-        raise ConfigError(f"--name '{name}' must be lower-case letters, digits and dashes")
-    if name in shipped_profile_names():
-        raise ConfigError(f"--name {name} is a shipped profile", hint="choose another name, e.g. host")
-    engines = comma_list(runtime, "--runtime")
-    for engine in engines:
-        if engine not in ("tflite", "onnxruntime"):
-            raise ConfigError(f"--runtime {engine}: calibration covers tflite and onnxruntime")
-    precisions = comma_list(precision, "--precision")
-    for value in precisions:
-        if value not in ("fp32", "int8"):
-            raise ConfigError(f"--precision {value}: calibration covers fp32 and int8")
-    cores = usable_cores()
-    counts = [t for t in parse_threads(threads) if t is not None] if threads else sorted({1, cores})
-    for count in counts:
-        if count > cores:
-            raise ConfigError(f"--threads {count} is more than this machine has cores ({cores})")
-    target = output or user_profile_dir() / f"{name}.yaml"
-    if target.exists() and not force:
-        raise OutputExistsError(f"profile {target} already exists", hint="pass --force to recalibrate")
-    require_extra("tensorflow", "convert")  # the calibration models are built with Keras
-    # The settings as parsed, so the record holds however the command was invoked.
-    command = (
-        f"edgekit profiles calibrate --name {name} --runtime {','.join(engines)} --precision {','.join(precisions)} "
-        f"--threads {','.join(map(str, counts))} --seconds {seconds:g}" + (" --quick" if quick else "")
-    )
-    with tempfile.TemporaryDirectory(prefix="edgekit-calibrate-") as workdir:
-        profile = run_calibration(
-            name,
-            engines=engines,
-            precisions=precisions,
-            threads=counts,
-            quick=quick,
-            seconds=seconds,
-            workdir=Path(workdir),
-            command=command,
-            progress=log,
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(target, force=True) as staging:
-        staging.write_text(
-            "# Written by `edgekit profiles calibrate`: this machine, measured.\n"
-            + yaml.safe_dump(profile.model_dump(mode="json", exclude_none=True), sort_keys=False, width=110)
-        )
-    stdout.print(f"wrote {target}; predict with --device {name}", markup=False)
-    held = leave_one_out_summary(profile)
-    if held is not None:
-        parts = []
-        if held.networks_median is not None and held.networks_worst is not None:
-            parts.append(
-                f"each network predicted by a fit made without it: median error {100 * held.networks_median:.1f} %, "
-                f"worst {100 * held.networks_worst:.1f} % ({held.networks} predictions)"
-            )
-        if held.synthetic_median is not None:
-            parts.append(
-                f"each synthetic graph likewise: median {100 * held.synthetic_median:.1f} % "
-                f"({held.synthetic} predictions; each is the main witness of its own term)"
-            )
-        stdout.print("fit: " + "; ".join(parts), markup=False)
+# Fitting profiles (calibrate, kit, refit) live in their own module; registered here.
+app.command("calibrate", cls=EdgekitCommand)(profiles_fit.calibrate)
+app.command("kit", cls=EdgekitCommand)(profiles_fit.kit)
+app.command("refit", cls=EdgekitCommand)(profiles_fit.refit)

@@ -162,40 +162,40 @@ def host_profile_skeleton(name: str, bandwidth_gbs: float) -> DeviceProfile:
     )
 
 
-def calibrate(
-    name: str,
-    *,
-    engines: list[str],
-    precisions: list[str],
-    threads: list[int],
-    quick: bool,
-    seconds: float,
-    workdir: Path,
+@dataclass(frozen=True)
+class Timed:
+    """A converted calibration model to time: its file, and what the fit needs to know of it."""
+
+    name: str
+    engine: str
+    precision: str
+    path: Path
+    features: Features
+    network: bool
+
+
+def time_all(models: list[Timed], threads: list[int], seconds: float, progress: Progress) -> list[Point]:
+    points = []
+    for m in models:
+        for count in threads:
+            measured = time_model(m.path, m.engine, count, seconds)
+            progress(f"{m.name} · {m.engine} · {m.precision} · {count} thr: {measured:.2f} ms")
+            points.append(Point(m.name, m.engine, m.precision, count, m.features, measured, m.network))
+    return points
+
+
+def fit_profile(
+    profile: DeviceProfile, points: list[Point], engines: list[str], precisions: list[str], threads: list[int],
     command: str,
-    progress: Progress = lambda _line: None,
-) -> DeviceProfile:
-    progress("measuring memory bandwidth")
-    profile = host_profile_skeleton(name, measure_bandwidth_gbs())
-    names = QUICK_SET if quick else (*NETWORKS, *SYNTHETIC)
-    points: list[Point] = []
-    for model_name in names:
-        progress(f"building {model_name}")
-        model = build_calibration_model(model_name)
-        for engine in engines:
-            for precision in precisions:
-                artifact = export(model, model_name, engine, precision, workdir)
-                features = Features.from_graph(analyze(artifact, engine))
-                for count in threads:
-                    measured = time_model(artifact, engine, count, seconds)
-                    progress(f"{model_name} · {engine} · {precision} · {count} thr: {measured:.2f} ms")
-                    points.append(
-                        Point(model_name, engine, precision, count, features, measured, model_name in NETWORKS)
-                    )
+) -> DeviceProfile:  # fmt: skip
+    """``profile`` with a calibration fitted to ``points``: per engine, precision and threads."""
     fits = []
     for engine in engines:
         for precision in precisions:
             for count in threads:
                 chosen = [p for p in points if (p.engine, p.precision, p.threads) == (engine, precision, count)]
+                if not chosen:
+                    continue
                 prior = prior_coefficients(profile, "cpu", precision, profile.cpu.clusters[0].clock_ghz)
                 if count > 1:
                     prior = prior * (0.15 + 0.85 / count)
@@ -214,6 +214,35 @@ def calibrate(
                 )
     calibration = Calibration(measured_on=dt.date.today().isoformat(), command=command, fits=fits)
     return profile.model_copy(update={"calibration": calibration})
+
+
+def calibrate(
+    name: str,
+    *,
+    engines: list[str],
+    precisions: list[str],
+    threads: list[int],
+    quick: bool,
+    seconds: float,
+    workdir: Path,
+    command: str,
+    progress: Progress = lambda _line: None,
+) -> DeviceProfile:
+    """Build, convert, analyse and time the calibration set here (needs TensorFlow), and fit."""
+    progress("measuring memory bandwidth")
+    profile = host_profile_skeleton(name, measure_bandwidth_gbs())
+    points: list[Point] = []
+    for model_name in QUICK_SET if quick else (*NETWORKS, *SYNTHETIC):
+        progress(f"building {model_name}")
+        model = build_calibration_model(model_name)
+        converted = []
+        for engine in engines:
+            for precision in precisions:
+                artifact = export(model, model_name, engine, precision, workdir)
+                features = Features.from_graph(analyze(artifact, engine))
+                converted.append(Timed(model_name, engine, precision, artifact, features, model_name in NETWORKS))
+        points += time_all(converted, threads, seconds, progress)
+    return fit_profile(profile, points, engines, precisions, threads, command)
 
 
 def summary(profile: DeviceProfile) -> list[dict[str, Any]]:

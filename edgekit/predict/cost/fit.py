@@ -70,9 +70,15 @@ def _geomean(values: list[float]) -> float:
     return float(math.exp(sum(math.log(v) for v in values) / len(values)))
 
 
+def arithmetic_of(ref: Reference) -> str:
+    """The arithmetic a reference's kernels ran at: what its engine chose where the profile says
+    (ncnn runs fp32 models in fp16 on cores that have it), else what its precision runs at."""
+    return ref.arithmetic or compute_precision(ref.precision, ref.processor)
+
+
 def _reference_prior_seconds(profile: DeviceProfile, ref: Reference) -> float:
     """The prior's one-thread seconds for a reference's model, at the clock it ran at."""
-    precision = compute_precision(ref.precision, ref.processor)
+    precision = arithmetic_of(ref)
     features = reference_features(ref.model, precision)
     clock = ref.clock_ghz or clock_for(profile, ref.threads)
     return float(prior_coefficients(profile, ref.processor, precision, clock) @ features.vector())
@@ -92,7 +98,7 @@ def _fit(refs: list[Reference], priors: list[float], processor: str) -> Referenc
         groups: dict[tuple[str, str], list[float]] = {}
         for ref, prior in zip(refs, priors, strict=True):
             factor = amdahl(ref.threads, fraction) if processor == "cpu" else 1.0
-            key = (ref.engine, compute_precision(ref.precision, processor))
+            key = (ref.engine, arithmetic_of(ref))
             groups.setdefault(key, []).append(math.log(ref.latency_ms / 1000.0 / (prior * factor)))
         return groups
 
@@ -122,13 +128,13 @@ def leave_one_reference_out(profile: DeviceProfile, processor: str = "cpu") -> l
     rows = []
     for index, ref in enumerate(refs):
         fit = _fit(refs[:index] + refs[index + 1 :], priors[:index] + priors[index + 1 :], processor)
-        precision = compute_precision(ref.precision, processor)
-        predicted = fit.seconds(priors[index], ref.engine, precision, ref.threads) * 1000.0
+        predicted = fit.seconds(priors[index], ref.engine, arithmetic_of(ref), ref.threads) * 1000.0
         rows.append(
             {
                 "model": ref.model,
                 "engine": ref.engine,
                 "precision": ref.precision,
+                "arithmetic": arithmetic_of(ref),
                 "threads": ref.threads,
                 "measured_ms": ref.latency_ms,
                 "predicted_ms": round(predicted, 3),

@@ -170,11 +170,12 @@ def predict(
             f"{x.unknown_ops} operators of unknown cost ({', '.join(graph.unknown_kinds)}) counted as dispatch only"
         )
 
-    calibrated = _calibrated_seconds(profile, engine, precision, threads_used, x) if processor == "cpu" else None
-    if calibrated is not None:
-        seconds, band, basis = calibrated
-    else:
-        seconds, band, basis = _reference_seconds(profile, processor, engine, precision, threads_used, x)
+    seconds, band, basis = _base_seconds(profile, processor, engine, precision, threads_used, x)
+    correction = measured_correction(profile, processor, engine, precision, threads_used)
+    if correction is not None:
+        factor, used = correction
+        seconds *= factor
+        basis += f"; corrected ×{factor:.2f} by {used} measured on this device (profiles refit)"
 
     unsupported, fallback_s = _delegate_fallback(graph, profile, spec, precision)
     if unsupported:
@@ -209,15 +210,54 @@ def predict(
     )
 
 
+def _base_seconds(
+    profile: DeviceProfile, processor: str, engine: str, precision: str, threads: int, x: Features
+) -> tuple[float, tuple[float, float], str]:
+    """Seconds, band and basis from the profile's calibration or references, before measurements."""
+    calibrated = _calibrated_seconds(profile, engine, precision, threads, x) if processor == "cpu" else None
+    if calibrated is not None:
+        seconds, band, basis = calibrated
+        return float(seconds), band, basis
+    return _reference_seconds(profile, processor, engine, precision, threads, x)
+
+
+def cpu_seconds(profile: DeviceProfile, engine: str, precision: str, threads: int, x: Features) -> float:
+    """What the profile predicts for a CPU run of a graph with features ``x``: its fit, corrected by
+    its measurements (without the delegate fallback and floor that need the whole graph)."""
+    seconds, _, _ = _base_seconds(profile, "cpu", engine, precision, threads, x)
+    correction = measured_correction(profile, "cpu", engine, precision, threads)
+    return seconds * (correction[0] if correction else 1.0)
+
+
+def measured_correction(
+    profile: DeviceProfile, processor: str, engine: str, precision: str, threads: int
+) -> tuple[float, int] | None:
+    """How far the profile's measurements of this engine and precision sit from what it predicts
+    for them: the geometric mean of measured / predicted, from those at ``threads`` where there
+    are any. One factor, not a refit of every coefficient: a device records a handful of models,
+    and a scale is what a handful can say."""
+    if processor != "cpu":
+        return None
+    points = [m for m in profile.measurements if m.engine == engine and m.precision == precision]
+    points = [m for m in points if m.threads == threads] or points
+    if not points:
+        return None
+    ratios = []
+    for m in points:
+        features = Features.from_dict({**m.features, "precision": m.precision})
+        base, _, _ = _base_seconds(profile, "cpu", engine, precision, m.threads, features)
+        # A measurement at other threads than asked: its ratio still says how far off the fit is.
+        ratios.append(m.latency_ms / 1000.0 / base)
+    return float(np.exp(np.mean(np.log(ratios)))), len(ratios)
+
+
 def _reference_seconds(
     profile: DeviceProfile, processor: str, engine: str, precision: str, threads: int, x: Features
 ) -> tuple[float, tuple[float, float], str]:
     clock = clock_for(profile, threads)
     coefficients = prior_coefficients(profile, processor, precision, clock)
     vector = x.vector()
-    source = profile
-    if not [r for r in profile.references if r.processor == processor] and profile.borrow_efficiency_from:
-        source = load_profile(profile.borrow_efficiency_from)
+    source = _efficiency_source(profile, processor, engine)
     fit = fit_references(source, source.references, processor)
     if fit is None:
         factor = amdahl(threads, DEFAULT_PARALLEL_FRACTION) if processor == "cpu" else 1.0
@@ -234,6 +274,21 @@ def _reference_seconds(
         f"per-operator cost model fitted to {fit.count} published {processor} measurements{borrowed}; scale from {what}"
     )
     return seconds, band, basis
+
+
+def _efficiency_source(profile: DeviceProfile, processor: str, engine: str) -> DeviceProfile:
+    """The profile whose references a prediction fits to: this one, or the one it borrows from
+    (same cores) for an engine its own references do not measure and the lender's do."""
+    if not profile.borrow_efficiency_from:
+        return profile
+    own = [r for r in profile.references if r.processor == processor]
+    if any(r.engine == engine for r in own):
+        return profile
+    lender = load_profile(profile.borrow_efficiency_from)
+    lent = [r for r in lender.references if r.processor == processor]
+    if any(r.engine == engine for r in lent) or (lent and not own):
+        return lender
+    return profile
 
 
 def _delegate_fallback(

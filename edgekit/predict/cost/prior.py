@@ -74,7 +74,7 @@ def prior_coefficients(profile: DeviceProfile, processor: str, precision: str, c
         compute = profile.compute
         macs_per_s = macs_per_cycle(profile, precision) * clock_ghz * 1e9
         float_macs_per_s = macs_per_cycle(profile, "fp32") * clock_ghz * 1e9
-        element_per_s = compute.vector_bits / (8 if precision == "int8" else 32) * clock_ghz * 1e9
+        element_per_s = compute.vector_bits / lane_bits(profile, precision) * clock_ghz * 1e9
         e = CPU_EFFICIENCY
         bandwidth = profile.bandwidth.gbs * 1e9
         dispatch = CPU_DISPATCH_S
@@ -126,6 +126,15 @@ def physical_floor(
         compute = graph.macs / (threads * clock_for(profile, threads) * 1e9 * macs_per_cycle(profile, precision))
     memory = graph.weight_bytes / (profile.bandwidth.gbs * 1e9)
     return (compute, "compute") if compute >= memory else (memory, "memory")
+
+
+def lane_bits(profile: DeviceProfile, precision: str) -> int:
+    """Width of one SIMD lane the element-wise kernels use at ``precision`` (fp16 only where native)."""
+    if precision == "int8":
+        return 8
+    if precision == "fp16" and profile.compute.fp16_macs_per_cycle:
+        return 16
+    return 32
 
 
 def macs_per_cycle(profile: DeviceProfile, precision: str) -> float:

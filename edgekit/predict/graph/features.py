@@ -106,6 +106,11 @@ class Features:
             "generic_depthwise_channels": 0.0,
             "quant_ops": 0.0,
             "depthwise_tail_macs": 0.0,
+            # Not cost terms: a device's recorded run may carry only the terms.
+            "unknown_ops": 0,
+            "flops": 0.0,
+            "weight_bytes": 0,
+            "peak_activation_bytes": 0,
         }
         return cls(**{**defaults, **data})
 

@@ -12,6 +12,7 @@ from edgekit.predict.profiles.schema import (
     DeviceProfile,
     GpuSpec,
     IsaFeatures,
+    Measurement,
     MemorySpec,
     Reference,
     RuntimeSpec,
@@ -27,6 +28,6 @@ from edgekit.predict.profiles.store import (
 
 __all__ = [
     "BandwidthSpec", "Calibration", "CalibrationFit", "ComputeSpec", "CoreCluster", "CpuSpec", "DeviceProfile",
-    "GpuSpec", "IsaFeatures", "MemorySpec", "Reference", "RuntimeSpec", "load_profile", "parse_profile",
+    "GpuSpec", "IsaFeatures", "Measurement", "MemorySpec", "Reference", "RuntimeSpec", "load_profile", "parse_profile",
     "profile_names", "shipped_profile_names", "user_profile_dir", "user_profile_names",
 ]  # fmt: skip

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from edgekit.predict.graph.features import TERMS
 from edgekit.predict.profiles.references import reference_names
 
 
@@ -108,6 +109,11 @@ class Reference(_Strict):
     engine: Literal["tflite", "onnxruntime", "openvino", "ncnn", "tensorrt", "pytorch"]
     processor: Literal["cpu", "gpu", "npu"] = "cpu"
     precision: Literal["fp32", "fp16", "int8"]
+    arithmetic: Literal["fp32", "fp16", "int8"] | None = Field(
+        None,
+        description="the arithmetic the kernels ran at, where the engine chose one other than the model's precision "
+        "(ncnn computes fp32 models in fp16 on cores with FP16 arithmetic)",
+    )
     threads: int = Field(1, ge=1)
     latency_ms: float = Field(..., gt=0)
     clock_ghz: float | None = Field(None, gt=0, description="the clock the measurement ran at, if not the profile's")
@@ -137,6 +143,28 @@ class CalibrationFit(_Strict):
     )
 
 
+class Measurement(_Strict):
+    """A latency measured on the device (`edgekit bench --record`), with the graph features of the
+    model it ran, folded into a profile by `edgekit profiles refit`."""
+
+    model: str = Field(..., description="the model file's name, as benched")
+    engine: Literal["tflite", "onnxruntime", "openvino"]
+    precision: Literal["fp32", "fp16", "int8"] = Field(..., description="the arithmetic its kernels ran at")
+    threads: int = Field(..., ge=1)
+    latency_ms: float = Field(..., gt=0, description="median latency measured")
+    features: dict[str, float] = Field(..., description="the model's cost terms (edgekit.predict.graph.features)")
+    measured_on: str = Field(..., description="ISO date of the measurement")
+    source: str = Field(..., description="the command and machine that measured it")
+
+    @field_validator("features")
+    @classmethod
+    def _every_term(cls, value: dict[str, float]) -> dict[str, float]:
+        missing = [term for term in TERMS if term not in value]
+        if missing:
+            raise ValueError(f"lacks the cost terms {', '.join(missing)}")
+        return value
+
+
 class Calibration(_Strict):
     measured_on: str = Field(..., description="ISO date of the calibration run")
     command: str
@@ -156,11 +184,17 @@ class DeviceProfile(_Strict):
     default_threads: int = Field(..., ge=1, description="threads a prediction assumes when none are given")
     references: list[Reference] = Field(default_factory=list, description="published measurements the model fits")
     calibration: Calibration | None = None
+    measurements: list[Measurement] = Field(
+        default_factory=list,
+        description="latencies measured on this device that correct the fit above (edgekit profiles refit)",
+    )
     recognise: str | None = Field(
         None, description="substring of /proc/device-tree/model (or CPU model name) that identifies this device"
     )
     borrow_efficiency_from: str | None = Field(
-        None, description="a profile with the same cores whose fitted efficiencies this one uses (no references)"
+        None,
+        description="a profile with the same cores whose fitted efficiencies this one uses for the engines "
+        "its own references do not measure",
     )
     notes: str = ""
 

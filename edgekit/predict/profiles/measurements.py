@@ -1,0 +1,63 @@
+"""What a device measured of itself: `edgekit bench --record FILE` appends runs, one JSON object
+per line, and `edgekit profiles refit` folds them into a profile.
+
+A line holds what the cost model needs to use the run without the model file: the graph's cost
+terms, the engine, the arithmetic, the threads and the median latency; and the profile it was
+predicted with and what that predicted, so a refit can say how far off the profile was.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+
+from edgekit.errors import DataError, InputNotFoundError
+from edgekit.outputs import atomic_file
+from edgekit.predict.profiles.schema import Measurement
+
+
+class RecordedRun(Measurement):
+    """One line of a measurements file."""
+
+    device: str = Field(..., description="the profile the run was predicted with (the device it ran on)")
+    predicted_ms: float | None = Field(None, description="what that profile predicted for it")
+
+    def measurement(self) -> Measurement:
+        return Measurement.model_validate(self.model_dump(include=set(Measurement.model_fields)))
+
+
+def append_runs(path: Path, runs: list[RecordedRun]) -> None:
+    """Add ``runs`` at the end of ``path`` (created if missing), all or none: the file is
+    rewritten under a temporary name and renamed, so an interrupted bench leaves it as it was."""
+    existing = path.read_text() if path.is_file() else ""
+    if existing and not existing.endswith("\n"):
+        existing += "\n"
+    lines = "".join(json.dumps(run.model_dump(mode="json"), sort_keys=True) + "\n" for run in runs)
+    with atomic_file(path, force=True) as staging:
+        staging.write_text(existing + lines)
+
+
+def read_runs(path: Path) -> list[RecordedRun]:
+    if not path.is_file():
+        raise InputNotFoundError(
+            f"measurements file {path} does not exist",
+            hint="record runs with edgekit bench MODEL --device NAME --record FILE",
+        )
+    runs = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            runs.append(RecordedRun.model_validate_json(line))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(part) for part in first["loc"]) or "(the line)"
+            raise DataError(
+                f"{path}:{number}: not a recorded run: {key}: {first['msg']}",
+                hint="the file takes the lines edgekit bench --record writes",
+            ) from exc
+    if not runs:
+        raise DataError(f"measurements file {path} holds no runs", hint="record some with edgekit bench --record")
+    return runs
