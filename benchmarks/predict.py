@@ -241,7 +241,7 @@ def refit_part(profile: Any, dumped: list[dict[str, Any]], threads: int) -> list
     for r in rows:
         lines.append(
             f"| {r.model} | {r.engine} | {r.precision} | {r.measured_ms:.2f} | {pct(r.error_before)} "
-            f"| {pct(r.error_after)} | folded in (held out) |"
+            f"| {pct(r.error_after) if r.error_after is not None else '—'} | folded in (held out) |"
         )
     for m, before, after in unseen:
         lines.append(
@@ -251,10 +251,11 @@ def refit_part(profile: Any, dumped: list[dict[str, Any]], threads: int) -> list
     def median(values: list[float]) -> str:
         return f"{100 * statistics.median([abs(v) for v in values]):.1f} %" if values else "—"
 
+    judged = [r for r in rows if r.error_after is not None]
     lines += [
         "",
-        f"Median abs error, folded-in runs held out: {median([r.error_before for r in rows])} before, "
-        f"{median([r.error_after for r in rows])} after; unseen architectures: "
+        f"Median abs error, folded-in runs held out: {median([r.error_before for r in judged])} before, "
+        f"{median([r.error_after for r in judged if r.error_after is not None])} after; unseen architectures: "
         f"{median([u[1] for u in unseen])} before, {median([u[2] for u in unseen])} after.",
     ]
     return lines

@@ -144,3 +144,50 @@ def test_the_kit_command_names_the_extra_where_tensorflow_is_missing() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 13, done.stderr
     assert "pip install 'edgekit[convert]'" in done.stderr
+
+
+def test_kit_force_replaces_a_kit_never_another_folder(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    (folder / "model.keras").write_text("a user's work")
+    result = cli("profiles", "kit", "--out", str(folder), "--quick", "--force")
+    assert result.exit_code == OutputExistsError.exit_code
+    assert "is not a calibration kit (no kit.json)" in result.stderr
+    assert (folder / "model.keras").read_text() == "a user's work"
+    a_file = tmp_path / "kit.txt"
+    a_file.write_text("x")
+    result = cli("profiles", "kit", "--out", str(a_file), "--force")
+    assert result.exit_code == 6 and "is an existing file" in result.stderr
+
+
+def test_a_kit_with_a_bad_cost_term_is_one_line(
+    cli, kit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    folder = _kit_copy(kit, tmp_path)
+    manifest = json.loads((folder / "kit.json").read_text())
+    manifest["models"][0]["features"]["conv_macs"] = "many"
+    (folder / "kit.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("EDGEKIT_PROFILE_DIR", str(tmp_path / "profiles"))
+    result = cli("profiles", "calibrate", "--kit", str(folder), "--name", "kitchen-pi")
+    assert result.exit_code == DataError.exit_code
+    assert "models.0.features: Value error, cost term conv_macs must be a finite number" in result.stderr
+
+
+def test_calibrate_from_a_kit_does_not_import_tensorflow(kit: Path, tmp_path: Path) -> None:
+    """In-process guard beside the ci test's device-only venv: TensorFlow made unimportable."""
+    code = (
+        "import sys\n"
+        "class NoTensorFlow:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorflow', 'keras', 'tf_keras'):\n"
+        "            raise ImportError(f'{name} is blocked in this test')\n"
+        "sys.meta_path.insert(0, NoTensorFlow())\n"
+        "from edgekit.cli import main\n"
+        f"sys.argv = ['edgekit', 'profiles', 'calibrate', '--kit', {str(kit)!r}, '--name', 'kitchen-pi',\n"
+        "            '--threads', '1', '--seconds', '0.1', '--runtime', 'tflite']\n"
+        "main()\n"
+    )
+    env = {**os.environ, "EDGEKIT_PROFILE_DIR": str(tmp_path / "profiles")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "profiles" / "kitchen-pi.yaml").is_file()

@@ -153,19 +153,25 @@ def test_refit_writes_a_new_profile_and_reports_held_out_errors(
         ("\n", "rpi4-mine", DataError.exit_code, "holds no runs"),
         ("RUN pixel4", "rpi4-mine", DataError.exit_code, "holds no runs recorded with rpi4 (it has runs of: pixel4)"),
         ("RUN rpi4", "rpi5", ConfigError.exit_code, "rpi5 is a shipped profile"),
+        ("RUN rpi4 negative", "rpi4-mine", DataError.exit_code, "cost term ops must be a finite number ≥ 0, got -3.0"),
+        (b"\xff\xfe\x00", "rpi4-mine", DataError.exit_code, "is not a measurements file (not UTF-8 text)"),
         ("RUN rpi4", "Mine", ConfigError.exit_code, "lower-case letters"),
     ],
 )
 def test_refit_bad_input_is_one_line(  # type: ignore[no-untyped-def]
-    cli, on_a_pi: Path, tmp_path: Path, content: str | None, name: str, code: int, message: str
+    cli, on_a_pi: Path, tmp_path: Path, content: str | bytes | None, name: str, code: int, message: str
 ) -> None:
     record = tmp_path / "runs.jsonl"
-    if content is not None:
+    if isinstance(content, bytes):
+        record.write_bytes(content)
+    elif content is not None:
         if content.startswith("RUN "):
-            device, _, lacking = content[4:].partition(" ")
+            device, _, flaw = content[4:].partition(" ")
             features = _terms(conv_macs=1e6, ops=3)
-            if lacking:
+            if flaw == "lacking":
                 del features["ops"]
+            elif flaw == "negative":
+                features["ops"] = -3.0
             content = _run_line("a.tflite", 1.0, features, device=device) + "\n"
         record.write_text(content)
     result = cli("profiles", "refit", "rpi4", "--measurements", str(record), "--name", name)
@@ -181,3 +187,21 @@ def test_refit_refuses_to_overwrite(cli, on_a_pi: Path, tmp_path: Path) -> None:
     assert cli("profiles", "refit", "rpi4", "--measurements", str(record), "--name", "rpi4-mine").exit_code == 0
     result = cli("profiles", "refit", "rpi4", "--measurements", str(record), "--name", "rpi4-mine")
     assert result.exit_code == OutputExistsError.exit_code and "--force" in result.stderr
+
+
+def test_a_run_whose_model_is_alone_in_its_group_has_no_held_out_figure(cli, on_a_pi: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    record = tmp_path / "runs.jsonl"
+    # One model at two thread counts: leaving its model out leaves nothing to judge it by.
+    lines = [json.loads(_run_line("a.tflite", 1.0, _terms(conv_macs=1e6, ops=3))) for _ in range(2)]
+    lines[1]["threads"] = 2
+    record.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = cli("profiles", "refit", "rpi4", "--measurements", str(record), "--name", "rpi4-mine", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [r["error_after"] for r in report["rows"]] == [None, None]
+    assert report["median_error_after"] is None
+
+
+def test_record_into_a_folder_is_refused_before_timing(cli, models: list[Path], on_a_pi: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("bench", str(models[0]), "--device", "rpi4", "--record", str(tmp_path))
+    assert result.exit_code == 6 and "is a folder" in result.stderr

@@ -19,7 +19,7 @@ from edgekit.cli.bench_report import (
     prediction_table,
 )
 from edgekit.cli.lists import comma_list
-from edgekit.cli.output import emit_json, print_wide, stderr, stdout
+from edgekit.cli.output import emit_json, log, print_wide, stderr, stdout
 from edgekit.errors import ConfigError, DeviceError, InputNotFoundError, OutputExistsError, UnknownNameError
 from edgekit.inputs import ResolvedInput, ShapeRequest, random_inputs, random_values_note, resolve, shapes_of
 from edgekit.manifest import artifact_size
@@ -124,6 +124,13 @@ def bench(
             hint="on the device, name its profile: --device NAME (edgekit profiles list; "
             "edgekit profiles calibrate --name NAME makes one)",
         )
+    if record is not None:
+        from edgekit.outputs import check_output_file
+        from edgekit.predict.profiles.measurements import read_runs_text
+
+        check_output_file(record, force=True)  # a folder there fails now, not after the timing
+        if record.is_file():
+            read_runs_text(record)
     recorded: list[Any] = []
     plan: list[tuple[Path, str, int | None, Target | None]] = []
     skipped: list[dict[str, Any]] = []  # (model, device) pairs a profile cannot run: said, not fatal
@@ -215,6 +222,9 @@ def bench(
         from edgekit.predict.profiles.measurements import append_runs
 
         append_runs(record, recorded)
+        log(f"recorded {len(recorded)} run{'s' if len(recorded) > 1 else ''} in {record}")
+    elif record is not None:
+        log(f"nothing recorded in {record}: --record keeps CPU runs, and none was measured here")
     if csv_out is not None:
         with atomic_file(csv_out, force=True) as staging:
             staging.write_text(bench_csv(results))

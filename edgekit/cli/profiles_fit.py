@@ -132,7 +132,7 @@ def kit(
 ) -> None:
     """Build the calibration models and convert them once, here, for `profiles calibrate --kit` on a device."""
     from edgekit.errors import require_extra
-    from edgekit.predict.calibrate.kit import build_kit
+    from edgekit.predict.calibrate.kit import build_kit, check_kit_output
     from edgekit.predict.calibrate.run import NETWORKS, QUICK_SET, SYNTHETIC
 
     engines = comma_list(runtime, "--runtime")
@@ -143,8 +143,7 @@ def kit(
     for value in precisions:
         if value not in ("fp32", "int8"):
             raise ConfigError(f"--precision {value}: calibration covers fp32 and int8")
-    if out.exists() and not force:
-        raise OutputExistsError(f"{out} already exists", hint="pass --force to replace it, or choose another --out")
+    check_kit_output(out, force)
     require_extra("tensorflow", "convert")  # the calibration models are built with Keras
     names = QUICK_SET if quick else (*NETWORKS, *SYNTHETIC)
     built = build_kit(out, names=names, engines=engines, precisions=precisions, force=force, progress=log)
@@ -216,8 +215,11 @@ def refit(
         refitted,
         f"# Written by `edgekit profiles refit {name}`: {profile.name} corrected by runs measured on the device.",
     )
-    before = [abs(r.error_before) for r in rows]
-    after = [abs(r.error_after) for r in rows]
+    # Judged only where another model's runs can say something: a run whose model is all the
+    # refit knows of its engine and precision has no held-out figure.
+    judged = [r for r in rows if r.error_after is not None]
+    before = [abs(r.error_before) for r in judged]
+    after = [abs(r.error_after) for r in judged if r.error_after is not None]
     if as_json:
         emit_json(
             {
@@ -225,27 +227,34 @@ def refit(
                 "added": len(rows),
                 "measurements": len(refitted.measurements),
                 "rows": [{**r.__dict__, "error_before": r.error_before, "error_after": r.error_after} for r in rows],
-                "median_error_before": statistics.median(before) if rows else None,
-                "median_error_after": statistics.median(after) if rows else None,
+                "median_error_before": statistics.median(before) if judged else None,
+                "median_error_after": statistics.median(after) if judged else None,
             }
         )
         return
     if rows:
-        table = Table(title=f"{len(rows)} new measurements: {profile.name} before, {new_name} without each")
+        table = Table(title=f"{len(rows)} new runs: {profile.name} before, {new_name} without each run's model")
         for column in ("model", "engine", "precision", "threads", "measured ms", "before", "after (held out)"):
             table.add_column(column)
         for r in rows:
+            held = (
+                "— (no other model's runs)"
+                if r.after_ms is None or r.error_after is None
+                else (f"{r.after_ms:.3g} ({100 * r.error_after:+.1f} %)")
+            )
             table.add_row(
                 r.model, r.engine, r.precision, str(r.threads), f"{r.measured_ms:.3g}",
-                f"{r.before_ms:.3g} ({100 * r.error_before:+.1f} %)",
-                f"{r.after_ms:.3g} ({100 * r.error_after:+.1f} %)",
+                f"{r.before_ms:.3g} ({100 * r.error_before:+.1f} %)", held,
             )  # fmt: skip
         print_wide(table)
-        stdout.print(
-            f"median error on these runs: {100 * statistics.median(before):.1f} % before, "
-            f"{100 * statistics.median(after):.1f} % after (each predicted without itself)",
-            markup=False,
-        )
+        if judged:
+            stdout.print(
+                f"median error on {len(judged)} of these runs: {100 * statistics.median(before):.1f} % before, "
+                f"{100 * statistics.median(after):.1f} % after (each predicted without any run of its model)",
+                markup=False,
+            )
+        else:
+            stdout.print("no held-out figure: record runs of at least two models to judge the refit", markup=False)
     else:
         stdout.print(f"every run in {measurements} was already in {profile.name}: nothing new", markup=False)
     stdout.print(f"wrote {target}; predict with --device {new_name}", markup=False)

@@ -13,18 +13,17 @@ import datetime as dt
 import hashlib
 import json
 import multiprocessing
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgekit.errors import DataError, InputNotFoundError, OutputError, OutputExistsError
 from edgekit.predict.calibrate.run import Progress, Timed, fit_profile, host_profile_skeleton, time_all
 from edgekit.predict.graph.features import Features
 from edgekit.predict.profiles import DeviceProfile
 from edgekit.predict.profiles.host import measure_bandwidth_gbs
+from edgekit.predict.profiles.schema import check_cost_terms
 
 KIT_FILE = "kit.json"
 KIT_VERSION: Literal[1] = 1
@@ -41,6 +40,11 @@ class KitModel(BaseModel):
     sha256: str
     network: bool = Field(..., description="a whole architecture (sets the fit's level), not a one-term graph")
     features: dict[str, Any] = Field(..., description="the model's cost terms (edgekit.predict.graph.features)")
+
+    @field_validator("features")
+    @classmethod
+    def _every_term(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_cost_terms(value)
 
 
 class Kit(BaseModel):
@@ -69,9 +73,14 @@ def _sha256(path: Path) -> str:
 
 
 def _child_setup() -> None:
-    """A child converts quietly, as the CLI does (--debug, through EDGEKIT_DEBUG, keeps it all)."""
+    """A child converts quietly, as the CLI does (--debug, through EDGEKIT_DEBUG, keeps it all),
+    and leaves Ctrl-C to the parent: the parent stops the pool, and the child does not print a
+    KeyboardInterrupt traceback of its own under edgekit's one line."""
+    import signal
+
     from edgekit.quiet import quiet_frameworks
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     quiet_frameworks()
 
 
@@ -93,6 +102,20 @@ def _build_one(name: str, engines: list[str], precisions: list[str], folder: str
     return entries
 
 
+def check_kit_output(out: Path, force: bool) -> None:
+    """``--force`` replaces a kit, never a folder that is something else."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is an existing file, not a folder", hint="choose a folder path")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise OutputExistsError(f"{out} already exists", hint="pass --force to replace it, or choose another --out")
+        if not (out / KIT_FILE).is_file():
+            raise OutputExistsError(
+                f"{out} is not a calibration kit (no {KIT_FILE}): --force replaces only a kit",
+                hint="choose another --out",
+            )
+
+
 def build_kit(
     out: Path,
     *,
@@ -102,23 +125,38 @@ def build_kit(
     force: bool = False,
     progress: Progress = lambda _line: None,
 ) -> Kit:
-    """Build the kit into a temporary folder beside ``out`` and rename it when complete."""
-    from edgekit import __version__
+    """Build the kit into a temporary folder beside ``out``; it becomes ``out`` when complete."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    if out.exists() and not force:
-        raise OutputExistsError(f"{out} already exists", hint="pass --force to replace it, or choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    except OSError as exc:
-        raise OutputError(f"cannot write to {out.parent}: {exc.strerror}", hint="choose a writable --out") from exc
-    try:
+    from edgekit import __version__
+    from edgekit.errors import ConversionError
+    from edgekit.outputs import atomic_directory
+
+    check_kit_output(out, force)
+    context = multiprocessing.get_context("spawn")  # a clean interpreter: no state of ours to copy
+    with atomic_directory(out, force=True) as staging:
         entries: list[dict[str, Any]] = []
-        context = multiprocessing.get_context("spawn")  # a clean interpreter: no state of ours to copy
-        with context.Pool(1, initializer=_child_setup, maxtasksperchild=MODELS_PER_CHILD) as pool:
-            for name in names:
-                progress(f"building and converting {name}")
-                entries += pool.apply(_build_one, (name, engines, precisions, str(staging)))
+        for start in range(0, len(names), MODELS_PER_CHILD):
+            # A fresh child every few models: what the converters keep goes with it.
+            pool = ProcessPoolExecutor(1, mp_context=context, initializer=_child_setup)
+            try:
+                for name in names[start : start + MODELS_PER_CHILD]:
+                    progress(f"building and converting {name}")
+                    try:
+                        entries += pool.submit(_build_one, name, engines, precisions, str(staging)).result()
+                    except BrokenProcessPool as exc:
+                        raise ConversionError(
+                            f"the process converting calibration model {name} died (out of memory?)",
+                            hint="free some memory and run edgekit profiles kit again",
+                        ) from exc
+            except BaseException:
+                # Interrupted or failed: stop the child now, not after the model it is converting.
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.terminate()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
         wanted = {e["file"] for e in entries}
         for leftover in staging.iterdir():  # ONNX fp32 intermediates of an int8-only kit
             if leftover.name not in wanted:
@@ -126,12 +164,6 @@ def build_kit(
         models = [KitModel(**e, sha256=_sha256(staging / e["file"])) for e in entries]
         kit = Kit(built_on=dt.date.today().isoformat(), edgekit=__version__, models=models)
         (staging / KIT_FILE).write_text(kit.model_dump_json(indent=1))
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return kit
 
 
@@ -177,13 +209,25 @@ def calibrate_from_kit(
     command: str,
     progress: Progress = lambda _line: None,
 ) -> DeviceProfile:
-    """Time a kit's models here and fit: no TensorFlow, no converter, no graph reading."""
+    """Time a kit's models here and fit: no TensorFlow, no converter.
+
+    TFLite models are priced from the kit's cost terms (the flatbuffer is the graph LiteRT runs
+    anywhere). ONNX models are read again here: ONNX Runtime prices the graph it optimizes for
+    the machine it runs on (blocked layouts on x86, not on ARM), which is the graph the device's
+    own predictions will read."""
+    from edgekit.predict.graph import analyze
+
     kit = read_kit(kit_folder)
-    chosen = [
-        Timed(m.name, m.engine, m.precision, kit_folder / m.file, Features.from_dict(m.features), m.network)
-        for m in kit.models
-        if m.engine in engines and m.precision in precisions
-    ]
+    chosen = []
+    for m in kit.models:
+        if m.engine not in engines or m.precision not in precisions:
+            continue
+        path = kit_folder / m.file
+        if m.engine == "onnxruntime":
+            features = Features.from_graph(analyze(path, "onnxruntime"))
+        else:
+            features = Features.from_dict(m.features)
+        chosen.append(Timed(m.name, m.engine, m.precision, path, features, m.network))
     progress("measuring memory bandwidth")
     profile = host_profile_skeleton(name, measure_bandwidth_gbs())
     points = time_all(chosen, threads, seconds, progress)

@@ -200,6 +200,13 @@ def fit_profile(
                 if count > 1:
                     prior = prior * (0.15 + 0.85 / count)
                 coefficients, low, high = fit(chosen, prior)
+                held_out = leave_one_out(chosen, prior)
+                # The band is what the fit gets wrong on a network it has not seen: the residuals
+                # of the points it was fitted to are narrower than that (the networks set its level).
+                unseen = [1 / (1 + e) for m, e in held_out.items() if m in NETWORKS and e > -1]
+                if len(unseen) >= 3:
+                    low = min(low, float(np.quantile(unseen, 0.1)))
+                    high = max(high, float(np.quantile(unseen, 0.9)))
                 fits.append(
                     CalibrationFit(
                         engine=engine,
@@ -209,7 +216,7 @@ def fit_profile(
                         residual_low=round(min(low, 0.95), 4),
                         residual_high=round(max(high, 1.05), 4),
                         points={p.model: round(p.measured_ms, 4) for p in chosen},
-                        leave_one_out_errors=leave_one_out(chosen, prior),
+                        leave_one_out_errors=held_out,
                     )
                 )
     calibration = Calibration(measured_on=dt.date.today().isoformat(), command=command, fits=fits)

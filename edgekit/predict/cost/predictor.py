@@ -38,7 +38,7 @@ from edgekit.predict.cost.prior import (
 )
 from edgekit.predict.graph import GraphCost
 from edgekit.predict.graph.features import TERMS, Features, features_of_ops
-from edgekit.predict.profiles import DeviceProfile, RuntimeSpec, load_profile
+from edgekit.predict.profiles import DeviceProfile, Measurement, RuntimeSpec, load_profile
 
 
 @dataclass
@@ -229,26 +229,41 @@ def cpu_seconds(profile: DeviceProfile, engine: str, precision: str, threads: in
     return seconds * (correction[0] if correction else 1.0)
 
 
+def measured_ratio(profile: DeviceProfile, m: Measurement) -> float | None:
+    """Measured / predicted for one of the profile's measurements, by its fit alone (the
+    measurements aside); None for a run whose terms price at nothing."""
+    features = Features.from_dict({**m.features, "precision": m.precision})
+    base, _, _ = _base_seconds(profile, "cpu", m.engine, m.precision, m.threads, features)
+    return m.latency_ms / 1000.0 / base if base > 0 else None
+
+
+def correction_of(
+    rated: list[tuple[Measurement, float]], engine: str, precision: str, threads: int
+) -> tuple[float, int] | None:
+    """The geometric mean of the ratios of this engine and precision, from those at ``threads``
+    where there are any (a ratio at other threads still says how far off the fit is)."""
+    points = [(m, r) for m, r in rated if m.engine == engine and m.precision == precision]
+    points = [(m, r) for m, r in points if m.threads == threads] or points
+    if not points:
+        return None
+    return float(np.exp(np.mean(np.log([r for _, r in points])))), len(points)
+
+
 def measured_correction(
     profile: DeviceProfile, processor: str, engine: str, precision: str, threads: int
 ) -> tuple[float, int] | None:
     """How far the profile's measurements of this engine and precision sit from what it predicts
-    for them: the geometric mean of measured / predicted, from those at ``threads`` where there
-    are any. One factor, not a refit of every coefficient: a device records a handful of models,
+    for them. One factor, not a refit of every coefficient: a device records a handful of models,
     and a scale is what a handful can say."""
     if processor != "cpu":
         return None
-    points = [m for m in profile.measurements if m.engine == engine and m.precision == precision]
-    points = [m for m in points if m.threads == threads] or points
-    if not points:
-        return None
-    ratios = []
-    for m in points:
-        features = Features.from_dict({**m.features, "precision": m.precision})
-        base, _, _ = _base_seconds(profile, "cpu", engine, precision, m.threads, features)
-        # A measurement at other threads than asked: its ratio still says how far off the fit is.
-        ratios.append(m.latency_ms / 1000.0 / base)
-    return float(np.exp(np.mean(np.log(ratios)))), len(ratios)
+    rated = []
+    for m in profile.measurements:
+        if m.engine == engine and m.precision == precision:
+            ratio = measured_ratio(profile, m)
+            if ratio is not None:
+                rated.append((m, ratio))
+    return correction_of(rated, engine, precision, threads)
 
 
 def _reference_seconds(

@@ -3,14 +3,14 @@
 The refit profile is the old one with the measurements added (``DeviceProfile.measurements``);
 its predictions are the old fit corrected by them (``predictor.measured_correction``). How much
 that helps is judged on runs the correction did not see: each measurement predicted by the
-refit profile without it, beside what the old profile predicted.
+refit profile without any run of its model, beside what the old profile predicted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgekit.predict.cost.predictor import cpu_seconds
+from edgekit.predict.cost.predictor import correction_of, cpu_seconds, measured_ratio
 from edgekit.predict.graph.features import Features
 from edgekit.predict.profiles import DeviceProfile, Measurement
 
@@ -23,15 +23,15 @@ class RefitRow:
     threads: int
     measured_ms: float
     before_ms: float  # the old profile's prediction
-    after_ms: float  # the refit profile's, made without this measurement
+    after_ms: float | None  # the refit profile's without any run of this model (None: no other run to go by)
 
     @property
     def error_before(self) -> float:
         return self.before_ms / self.measured_ms - 1.0
 
     @property
-    def error_after(self) -> float:
-        return self.after_ms / self.measured_ms - 1.0
+    def error_after(self) -> float | None:
+        return None if self.after_ms is None else self.after_ms / self.measured_ms - 1.0
 
 
 def refit(profile: DeviceProfile, measurements: list[Measurement], name: str) -> DeviceProfile:
@@ -43,20 +43,22 @@ def refit(profile: DeviceProfile, measurements: list[Measurement], name: str) ->
     return profile.model_copy(update={"name": name, "measurements": kept})
 
 
-def _predicted_ms(profile: DeviceProfile, m: Measurement) -> float:
-    features = Features.from_dict({**m.features, "precision": m.precision})
-    return cpu_seconds(profile, m.engine, m.precision, m.threads, features) * 1000.0
+def _features(m: Measurement) -> Features:
+    return Features.from_dict({**m.features, "precision": m.precision})
 
 
 def held_out_rows(before: DeviceProfile, after: DeviceProfile) -> list[RefitRow]:
     """Each of ``after``'s new measurements: what ``before`` predicted, and what ``after``
-    predicts when that one measurement is left out of it."""
+    predicts with every run of the same model left out of it (another thread count or day of
+    the same model would say too much about it)."""
+    rated = [(m, r) for m in after.measurements if (r := measured_ratio(after, m)) is not None]
     rows = []
-    for index, m in enumerate(after.measurements):
+    for m, ratio in rated:
         if m in before.measurements:
             continue
-        rest = after.measurements[:index] + after.measurements[index + 1 :]
-        without = after.model_copy(update={"measurements": rest})
+        others = [(o, r) for o, r in rated if o.model != m.model]
+        correction = correction_of(others, m.engine, m.precision, m.threads)
+        base_ms = m.latency_ms / ratio  # the fit alone, without measurements
         rows.append(
             RefitRow(
                 model=m.model,
@@ -64,8 +66,8 @@ def held_out_rows(before: DeviceProfile, after: DeviceProfile) -> list[RefitRow]
                 precision=m.precision,
                 threads=m.threads,
                 measured_ms=m.latency_ms,
-                before_ms=_predicted_ms(before, m),
-                after_ms=_predicted_ms(without, m),
+                before_ms=cpu_seconds(before, m.engine, m.precision, m.threads, _features(m)) * 1000.0,
+                after_ms=None if correction is None else base_ms * correction[0],
             )
         )
     return rows

@@ -7,7 +7,7 @@ rest, bytes moved by every operator, and the operator count (each costs a dispat
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -112,7 +112,8 @@ class Features:
             "weight_bytes": 0,
             "peak_activation_bytes": 0,
         }
-        return cls(**{**defaults, **data})
+        known = {f.name for f in fields(cls)}  # a later edgekit's extra terms are not this one's
+        return cls(**{**defaults, **{k: v for k, v in data.items() if k in known}})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

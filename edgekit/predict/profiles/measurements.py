@@ -3,7 +3,8 @@ per line, and `edgekit profiles refit` folds them into a profile.
 
 A line holds what the cost model needs to use the run without the model file: the graph's cost
 terms, the engine, the arithmetic, the threads and the median latency; and the profile it was
-predicted with and what that predicted, so a refit can say how far off the profile was.
+predicted with and what that predicted (for the reader: a refit judges the profile as it predicts
+now, by its fit before floors and delegate fallbacks).
 """
 
 from __future__ import annotations
@@ -31,12 +32,21 @@ class RecordedRun(Measurement):
 def append_runs(path: Path, runs: list[RecordedRun]) -> None:
     """Add ``runs`` at the end of ``path`` (created if missing), all or none: the file is
     rewritten under a temporary name and renamed, so an interrupted bench leaves it as it was."""
-    existing = path.read_text() if path.is_file() else ""
+    existing = read_runs_text(path) if path.is_file() else ""
     if existing and not existing.endswith("\n"):
         existing += "\n"
     lines = "".join(json.dumps(run.model_dump(mode="json"), sort_keys=True) + "\n" for run in runs)
     with atomic_file(path, force=True) as staging:
         staging.write_text(existing + lines)
+
+
+def read_runs_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"--record {path} is not a measurements file (not UTF-8 text)", hint="give another --record file"
+        ) from exc
 
 
 def read_runs(path: Path) -> list[RecordedRun]:
@@ -45,8 +55,14 @@ def read_runs(path: Path) -> list[RecordedRun]:
             f"measurements file {path} does not exist",
             hint="record runs with edgekit bench MODEL --device NAME --record FILE",
         )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path} is not a measurements file (not UTF-8 text)", hint="give the file edgekit bench --record wrote"
+        ) from exc
     runs = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:

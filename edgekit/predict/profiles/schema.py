@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -135,12 +136,29 @@ class CalibrationFit(_Strict):
     precision: Literal["fp32", "fp16", "int8"]
     threads: int = Field(..., ge=1)
     coefficients: dict[str, float] = Field(..., description="seconds per unit of each cost term")
-    residual_low: float = Field(..., description="10th percentile of measured / predicted on the calibration set")
-    residual_high: float = Field(..., description="90th percentile of measured / predicted")
+    residual_low: float = Field(
+        ...,
+        description="10th percentile of measured / predicted: the lower of the calibration set's and of its "
+        "networks' each predicted by a fit without it",
+    )
+    residual_high: float = Field(..., description="90th percentile of measured / predicted, likewise")
     points: dict[str, float] = Field(..., description="calibration model → measured median latency (ms)")
     leave_one_out_errors: dict[str, float] | None = Field(
         None, description="calibration model → predicted / measured − 1 by a fit made without that model"
     )
+
+
+def check_cost_terms(value: dict[str, Any]) -> dict[str, Any]:
+    """A model's cost terms as a recorded run or a kit holds them: every term of the cost model
+    there, each a finite number ≥ 0 (other keys, as a later edgekit may add, are ignored)."""
+    missing = [term for term in TERMS if term not in value]
+    if missing:
+        raise ValueError(f"lacks the cost terms {', '.join(missing)}")
+    for term in TERMS:
+        number = value[term]
+        if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number) or number < 0:
+            raise ValueError(f"cost term {term} must be a finite number ≥ 0, got {number!r}")
+    return value
 
 
 class Measurement(_Strict):
@@ -159,10 +177,7 @@ class Measurement(_Strict):
     @field_validator("features")
     @classmethod
     def _every_term(cls, value: dict[str, float]) -> dict[str, float]:
-        missing = [term for term in TERMS if term not in value]
-        if missing:
-            raise ValueError(f"lacks the cost terms {', '.join(missing)}")
-        return value
+        return check_cost_terms(value)
 
 
 class Calibration(_Strict):
