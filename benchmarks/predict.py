@@ -206,7 +206,6 @@ def refit_part(profile: Any, dumped: list[dict[str, Any]], threads: int) -> list
 
     from edgekit.predict.cost.predictor import cpu_seconds
     from edgekit.predict.cost.refit import held_out_rows, refit
-    from edgekit.predict.graph.features import Features
     from edgekit.predict.profiles import Measurement
 
     def measurement(point: dict[str, Any]) -> Measurement:
@@ -226,7 +225,7 @@ def refit_part(profile: Any, dumped: list[dict[str, Any]], threads: int) -> list
         if point["model"] in REFIT_SET:
             continue
         m = measurement(point)
-        x = Features.from_dict({**m.features, "precision": m.precision})
+        x = m.graph_features()
         before = cpu_seconds(profile, m.engine, m.precision, threads, x) * 1000 / m.latency_ms - 1
         after = cpu_seconds(refitted, m.engine, m.precision, threads, x) * 1000 / m.latency_ms - 1
         unseen.append((m, before, after))

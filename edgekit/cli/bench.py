@@ -117,17 +117,17 @@ def bench(
         check_data_path(data, "--data")
     request = ShapeRequest.parse(shape)
     targets = _devices(device, thread_counts)
-    if record is not None and not any(t.here for t in targets):
-        named = ", ".join(t.profile.name for t in targets) or "none given"
-        raise ConfigError(
-            f"--record keeps what a device measures of itself, and no --device is this machine ({named})",
-            hint="on the device, name its profile: --device NAME (edgekit profiles list; "
-            "edgekit profiles calibrate --name NAME makes one)",
-        )
     if record is not None:
         from edgekit.outputs import check_output_file
         from edgekit.predict.profiles.measurements import read_runs_text
 
+        if not any(t.here for t in targets):
+            named = ", ".join(t.profile.name for t in targets) or "none given"
+            raise ConfigError(
+                f"--record keeps what a device measures of itself, and no --device is this machine ({named})",
+                hint="on the device, name its profile: --device NAME (edgekit profiles list; "
+                "edgekit profiles calibrate --name NAME makes one)",
+            )
         check_output_file(record, force=True)  # a folder there fails now, not after the timing
         if record.is_file():
             read_runs_text(record)
@@ -258,15 +258,13 @@ def _recorded_run(model: Path, engine: str, measured: dict[str, Any], predicted:
     from edgekit.predict.graph.features import Features
     from edgekit.predict.profiles.measurements import RecordedRun
 
-    features = Features.from_graph(graph).to_dict()
-    features.pop("precision")
     return RecordedRun(
         model=model.name,
         engine=engine,
         precision=predicted["precision"],
         threads=predicted["threads"],
         latency_ms=measured["p50_ms"],
-        features=features,
+        features=Features.from_graph(graph).cost_terms(),
         measured_on=datetime.date.today().isoformat(),
         source=f"edgekit bench --record on {machine_name()}",
         device=predicted["device"],

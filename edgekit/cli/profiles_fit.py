@@ -56,15 +56,12 @@ def calibrate(
     built = read_kit(kit) if kit is not None else None
     engines = _chosen(runtime, "--runtime", built.engines if built else ["tflite", "onnxruntime"])
     precisions = _chosen(precision, "--precision", built.precisions if built else ["fp32", "int8"])
+    _check_calibration_set(engines, precisions)
     for engine in engines:
-        if engine not in ("tflite", "onnxruntime"):
-            raise ConfigError(f"--runtime {engine}: calibration covers tflite and onnxruntime")
         if built and engine not in built.engines:
             raise ConfigError(f"--runtime {engine}: the kit {kit} has {', '.join(built.engines)} models only")
         RUNTIMES[engine].load_class()  # a runtime that is not installed fails now, not after minutes
     for value in precisions:
-        if value not in ("fp32", "int8"):
-            raise ConfigError(f"--precision {value}: calibration covers fp32 and int8")
         if built and value not in built.precisions:
             raise ConfigError(f"--precision {value}: the kit {kit} has {', '.join(built.precisions)} models only")
     cores = usable_cores()
@@ -119,6 +116,15 @@ def calibrate(
         stdout.print("fit: " + "; ".join(parts), markup=False)
 
 
+def _check_calibration_set(engines: list[str], precisions: list[str]) -> None:
+    for engine in engines:
+        if engine not in ("tflite", "onnxruntime"):
+            raise ConfigError(f"--runtime {engine}: calibration covers tflite and onnxruntime")
+    for value in precisions:
+        if value not in ("fp32", "int8"):
+            raise ConfigError(f"--precision {value}: calibration covers fp32 and int8")
+
+
 def _chosen(text: str | None, flag: str, default: list[str]) -> list[str]:
     return comma_list(text, flag) if text else default
 
@@ -136,13 +142,8 @@ def kit(
     from edgekit.predict.calibrate.run import NETWORKS, QUICK_SET, SYNTHETIC
 
     engines = comma_list(runtime, "--runtime")
-    for engine in engines:
-        if engine not in ("tflite", "onnxruntime"):
-            raise ConfigError(f"--runtime {engine}: calibration covers tflite and onnxruntime")
     precisions = comma_list(precision, "--precision")
-    for value in precisions:
-        if value not in ("fp32", "int8"):
-            raise ConfigError(f"--precision {value}: calibration covers fp32 and int8")
+    _check_calibration_set(engines, precisions)
     check_kit_output(out, force)
     require_extra("tensorflow", "convert")  # the calibration models are built with Keras
     names = QUICK_SET if quick else (*NETWORKS, *SYNTHETIC)

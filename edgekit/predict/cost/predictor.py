@@ -232,8 +232,7 @@ def cpu_seconds(profile: DeviceProfile, engine: str, precision: str, threads: in
 def measured_ratio(profile: DeviceProfile, m: Measurement) -> float | None:
     """Measured / predicted for one of the profile's measurements, by its fit alone (the
     measurements aside); None for a run whose terms price at nothing."""
-    features = Features.from_dict({**m.features, "precision": m.precision})
-    base, _, _ = _base_seconds(profile, "cpu", m.engine, m.precision, m.threads, features)
+    base, _, _ = _base_seconds(profile, "cpu", m.engine, m.precision, m.threads, m.graph_features())
     return m.latency_ms / 1000.0 / base if base > 0 else None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgekit.predict.cost.predictor import correction_of, cpu_seconds, measured_ratio
-from edgekit.predict.graph.features import Features
 from edgekit.predict.profiles import DeviceProfile, Measurement
 
 
@@ -43,10 +42,6 @@ def refit(profile: DeviceProfile, measurements: list[Measurement], name: str) ->
     return profile.model_copy(update={"name": name, "measurements": kept})
 
 
-def _features(m: Measurement) -> Features:
-    return Features.from_dict({**m.features, "precision": m.precision})
-
-
 def held_out_rows(before: DeviceProfile, after: DeviceProfile) -> list[RefitRow]:
     """Each of ``after``'s new measurements: what ``before`` predicted, and what ``after``
     predicts with every run of the same model left out of it (another thread count or day of
@@ -66,7 +61,7 @@ def held_out_rows(before: DeviceProfile, after: DeviceProfile) -> list[RefitRow]
                 precision=m.precision,
                 threads=m.threads,
                 measured_ms=m.latency_ms,
-                before_ms=cpu_seconds(before, m.engine, m.precision, m.threads, _features(m)) * 1000.0,
+                before_ms=cpu_seconds(before, m.engine, m.precision, m.threads, m.graph_features()) * 1000.0,
                 after_ms=None if correction is None else base_ms * correction[0],
             )
         )

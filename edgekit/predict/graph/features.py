@@ -118,6 +118,10 @@ class Features:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def cost_terms(self) -> dict[str, Any]:
+        """Every number of ``to_dict`` without the precision: what a recorded run keeps."""
+        return {k: v for k, v in asdict(self).items() if k != "precision"}
+
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, term) for term in TERMS], dtype=np.float64)
 

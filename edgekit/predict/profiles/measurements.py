@@ -40,13 +40,11 @@ def append_runs(path: Path, runs: list[RecordedRun]) -> None:
         staging.write_text(existing + lines)
 
 
-def read_runs_text(path: Path) -> str:
+def read_runs_text(path: Path, what: str = "--record ", hint: str = "give another --record file") -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(
-            f"--record {path} is not a measurements file (not UTF-8 text)", hint="give another --record file"
-        ) from exc
+        raise DataError(f"{what}{path} is not a measurements file (not UTF-8 text)", hint=hint) from exc
 
 
 def read_runs(path: Path) -> list[RecordedRun]:
@@ -55,12 +53,7 @@ def read_runs(path: Path) -> list[RecordedRun]:
             f"measurements file {path} does not exist",
             hint="record runs with edgekit bench MODEL --device NAME --record FILE",
         )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path} is not a measurements file (not UTF-8 text)", hint="give the file edgekit bench --record wrote"
-        ) from exc
+    text = read_runs_text(path, "", "give the file edgekit bench --record wrote")
     runs = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

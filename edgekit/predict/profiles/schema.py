@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from edgekit.predict.graph.features import TERMS
+from edgekit.predict.graph.features import TERMS, Features
 from edgekit.predict.profiles.references import reference_names
 
 
@@ -178,6 +178,10 @@ class Measurement(_Strict):
     @classmethod
     def _every_term(cls, value: dict[str, float]) -> dict[str, float]:
         return check_cost_terms(value)
+
+    def graph_features(self) -> Features:
+        """The run's cost terms as the cost model takes them."""
+        return Features.from_dict({**self.features, "precision": self.precision})
 
 
 class Calibration(_Strict):
