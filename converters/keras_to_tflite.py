@@ -10,6 +10,7 @@ Two things this module knows that the converter does not say plainly:
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from edgekit.data import Dataset
-from edgekit.errors import ConversionError, first_line
+from edgekit.errors import ConversionError
+from edgekit.foreign import TFLITE_CONVERT, mapped
 from edgekit.formats import Precision
 from edgekit.quiet import filtered_stderr, quiet_stdout
 
@@ -117,6 +119,21 @@ def _unsupported_ops(message: str) -> list[str]:
     return sorted(set(_UNSUPPORTED.findall(message)))
 
 
+@contextlib.contextmanager
+def _naming_unsupported_ops() -> Iterator[None]:
+    """A converter error that lists operators TFLite builtins lack becomes that list, with what to do."""
+    try:
+        yield
+    except Exception as exc:
+        ops = _unsupported_ops(str(exc))
+        if not ops:
+            raise
+        hint = (
+            "these need TensorFlow on the device; --allow-flex converts them anyway (device runtimes cannot run them)"
+        )
+        raise ConversionError(f"TFLite builtins do not support: {', '.join(ops)}", hint=hint) from exc
+
+
 def _needs_static_batch(message: str) -> bool:
     return "TensorListReserve" in message or "element_shape to be static" in message
 
@@ -136,7 +153,7 @@ def _convert_once(model: Any, options: TFLiteOptions) -> bytes:
 
 def keras_to_tflite(model: Any, out: Path, options: TFLiteOptions) -> Path:
     """Convert a Keras model to ``out`` (.tflite). Raises ConversionError naming unsupported ops."""
-    try:
+    with mapped(TFLITE_CONVERT, "TFLite conversion failed", passes=ConversionError), _naming_unsupported_ops():
         try:
             content = _convert_once(model, options)
         except Exception as exc:
@@ -147,20 +164,6 @@ def keras_to_tflite(model: Any, out: Path, options: TFLiteOptions) -> Path:
                 "and the same weights"
             )
             content = _convert_once(fixed_shape_copy(model), options)
-    except Exception as exc:
-        message = str(exc)
-        ops = _unsupported_ops(message)
-        if ops:
-            hint = (
-                "these need TensorFlow on the device; --allow-flex converts them anyway "
-                "(device runtimes cannot run them)"
-            )
-            raise ConversionError(f"TFLite builtins do not support: {', '.join(ops)}", hint=hint) from exc
-        first = next(
-            (line for line in message.splitlines() if "error" in line.lower()),
-            first_line(exc),
-        )
-        raise ConversionError(f"TFLite conversion failed: {first.strip()[:300]}") from exc
     if options.allow_flex and b"Flex" in content:
         options.notes.append("WARNING: the model uses Flex (SELECT_TF_OPS) ops; device runtimes cannot run it")
     Path(out).write_bytes(content)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import DataError, InputNotFoundError
+from edgekit.foreign import OPENCV_IMAGE, mapped
 from edgekit.runtimes.base import TensorSpec, format_shape
 
 DEFAULT_CALIBRATION_SAMPLES = 200
@@ -169,10 +170,11 @@ def _load_image_folder(
         )
     images = []
     for file in files:
-        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DataError(f"{file} could not be read as an image")
-        images.append(preprocess_image(image, preprocessing))
+        with mapped(OPENCV_IMAGE, f"{file} could not be read as an image"):
+            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            if image is None:
+                raise DataError(f"{file} could not be read as an image")
+            images.append(preprocess_image(image, preprocessing))
     return np.stack(images), None if labels is None else np.asarray(labels, dtype=np.int64)
 
 

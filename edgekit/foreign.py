@@ -12,10 +12,19 @@ matches is edgekit's own bug and goes on as it is (exit 70 with ``--debug`` to s
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from edgekit.errors import BrokerError, ConversionError, EdgekitError, ModelError, first_line
+from edgekit.errors import (
+    BrokerError,
+    ConversionError,
+    DataError,
+    EdgekitError,
+    ModelError,
+    ServerError,
+    SourceError,
+    first_line,
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +34,8 @@ class Boundary:
     library: str
     doing: str
     rows: tuple[tuple[str, type[EdgekitError]], ...]  # (dotted class name, edgekit error), first match wins
+    # The line of the foreign message that says what went wrong, for libraries that bury it.
+    reason: Callable[[BaseException], str] = first_line
 
     def error_for(self, exc: BaseException) -> type[EdgekitError] | None:
         ancestry = {f"{cls.__module__}.{cls.__qualname__}" for cls in type(exc).__mro__}
@@ -59,13 +70,36 @@ TF2ONNX_CONVERT = Boundary("tf2onnx", "convert to ONNX", _ANY_FAILURE_IS_THE_CON
 ORT_QUANTIZE = Boundary("ONNX Runtime", "quantize an ONNX model", _ANY_FAILURE_IS_THE_CONVERSIONS)
 OPENVINO_CONVERT = Boundary("OpenVINO", "convert to OpenVINO IR", _ANY_FAILURE_IS_THE_CONVERSIONS)
 
+
+def _converter_error_line(exc: BaseException) -> str:
+    """TensorFlow's converter prints MLIR diagnostics ("<unknown>:0: error: 'tfl.conv_2d' op …")
+    after lines of location; the first line saying "error" is the reason."""
+    found = next((line.strip() for line in str(exc).splitlines() if "error" in line.lower()), None)
+    return found[:300] if found else first_line(exc)
+
+
+TFLITE_CONVERT = Boundary(
+    "TensorFlow Lite converter", "convert to TFLite", _ANY_FAILURE_IS_THE_CONVERSIONS, reason=_converter_error_line
+)
+# onnx2tf runs in a process of its own (converters/onnx_to_tflite.py): what crosses that boundary
+# is its exit status and printed lines, read there, not exceptions this table could match.
+
+# Video and images: OpenCV raises cv2.error for a backend that cannot take a source, or pixels
+# it cannot resize or convert.
+OPENCV_OPEN = Boundary("OpenCV", "open a video source", (("cv2.error", SourceError),))
+OPENCV_IMAGE = Boundary("OpenCV", "read an image", (("cv2.error", DataError),))
+
 # The network: the broker is missing, refuses, or the embedded one cannot start.
 PAHO_CONNECT = Boundary("paho-mqtt", "connect to the MQTT broker", (("builtins.OSError", BrokerError),))
 AMQTT_START = Boundary("amqtt", "start the embedded broker", (("builtins.Exception", BrokerError),))
+# The HTTP server: edgekit binds the socket itself (a port in use is found there); what uvicorn can
+# still meet is the socket failing under it.
+UVICORN_SERVE = Boundary("uvicorn", "serve the model over HTTP", (("builtins.OSError", ServerError),))
 
 BOUNDARIES = (
     KERAS_LOAD, ONNX_LOAD, ORT_LOAD, OPENVINO_LOAD, LITERT_LOAD, LITERT_RESHAPE, OPENVINO_RESHAPE, ENGINE_RUN,
-    TF2ONNX_CONVERT, ORT_QUANTIZE, OPENVINO_CONVERT, PAHO_CONNECT, AMQTT_START,
+    TF2ONNX_CONVERT, ORT_QUANTIZE, OPENVINO_CONVERT, TFLITE_CONVERT, OPENCV_OPEN, OPENCV_IMAGE, PAHO_CONNECT,
+    AMQTT_START, UVICORN_SERVE,
 )  # fmt: skip
 
 
@@ -86,6 +120,6 @@ def mapped(
         ours = boundary.error_for(exc)
         if ours is None:
             raise
-        reason = first_line(exc)
+        reason = boundary.reason(exc)
         message = what.replace("{reason}", reason) if "{reason}" in what else f"{what}: {reason}"
         raise ours(message, hint=hint) from exc

@@ -85,6 +85,22 @@ class ManifestConversion(_Record):
     evaluation: dict[str, Any] = Field(description="origin and samples of the data the artifact was checked on")
 
 
+class OutputParity(_Record):
+    max_abs_error: float
+    relative_max_error: float = Field(description="max |error| ÷ the source output's largest magnitude")
+    snr_db: float = Field(description="signal-to-noise of the artifact's output in dB, capped at ±200")
+
+
+class Parity(_Record):
+    """How far the artifact's outputs are from the source's on the evaluation inputs."""
+
+    top1_agreement: float | None = Field(None, description="share of inputs with the same top class (classifiers)")
+    max_abs_error: float = Field(description="the largest |error| over all outputs")
+    relative_max_error: float | None = Field(None, description="the largest relative error over all outputs")
+    snr_db: float = Field(description="the lowest signal-to-noise over all outputs")
+    outputs: list[OutputParity] | None = Field(None, description="the same, per source output")
+
+
 class Manifest(_Record):
     """The contract between the server and a device: what `edgekit convert` writes beside an
     artifact, and all a device with no TensorFlow needs to run it."""
@@ -106,7 +122,7 @@ class Manifest(_Record):
     postprocessing: dict[str, Any] | None = Field(None, description="how the outputs become results")
     source: ManifestSource
     conversion: ManifestConversion
-    parity: dict[str, Any] = Field(description="how far the artifact's outputs are from the source's")
+    parity: Parity = Field(description="how far the artifact's outputs are from the source's")
     metric: dict[str, Any] | None = None
     gate: dict[str, Any] | None = None
     versions: dict[str, str] = Field(description="edgekit's and the converters' versions")

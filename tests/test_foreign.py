@@ -72,3 +72,22 @@ def test_edgekits_own_errors_and_unmapped_ones_pass_through() -> None:
 def test_first_line_of_an_os_error_is_its_reason() -> None:
     assert first_line(ConnectionRefusedError(111, "Connection refused")) == "Connection refused"
     assert first_line(RuntimeError("")) == "RuntimeError"
+
+
+def test_the_tflite_converters_error_line_is_the_reason() -> None:
+    from edgekit.errors import ConversionError
+    from edgekit.foreign import TFLITE_CONVERT
+
+    diagnostics = (
+        "Could not translate MLIR to FlatBuffer.\n"
+        "<unknown>:0: note: loc(fused['Conv2D', 'model/conv']): called from\n"
+        "<unknown>:0: error: 'tfl.conv_2d' op quantization parameters violate the same scale constraint\n"
+        + "\n".join(f"    frame {i}" for i in range(30))
+    )
+    with pytest.raises(ConversionError) as caught:
+        with mapped(TFLITE_CONVERT, "TFLite conversion failed"):
+            raise RuntimeError(diagnostics)
+    assert caught.value.one_line() == (
+        "TFLite conversion failed: <unknown>:0: error: 'tfl.conv_2d' op quantization parameters violate "
+        "the same scale constraint"
+    )

@@ -22,7 +22,9 @@ def _fields() -> dict:
         "source": {"path": "m.keras", "format": "keras", "sha256": "1" * 64, "size_bytes": 9},
         "conversion": {"steps": ["keras_to_tflite"], "notes": [], "seconds": 1.5, "calibration": None,
                        "evaluation": {"origin": "data.npz", "samples": 8}},
-        "parity": {}, "metric": None, "gate": None, "versions": {"edgekit": "0"},
+        "parity": {"top1_agreement": 1.0, "max_abs_error": 0.004, "relative_max_error": 0.001, "snr_db": 41.5,
+                   "outputs": [{"max_abs_error": 0.004, "relative_max_error": 0.001, "snr_db": 41.5}]},
+        "metric": None, "gate": None, "versions": {"edgekit": "0"},
         "created": "2026-12-02T00:00:00+00:00",
     }  # fmt: skip
 

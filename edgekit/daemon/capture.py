@@ -19,6 +19,7 @@ import numpy as np
 
 from edgekit.data import IMAGE_SUFFIXES
 from edgekit.errors import SourceError
+from edgekit.foreign import OPENCV_OPEN, mapped
 
 log = logging.getLogger("edgekit.daemon.capture")
 
@@ -42,7 +43,8 @@ def _open_capture(source: str) -> Any:
     import cv2
 
     target: Any = int(source) if source.isdigit() else source
-    capture = cv2.VideoCapture(target)
+    with mapped(OPENCV_OPEN, f"cannot open {describe_source(source)}"):
+        capture = cv2.VideoCapture(target)
     if not capture.isOpened():
         capture.release()
         return None
@@ -166,10 +168,14 @@ class CaptureThread(threading.Thread):
     def _frames(self) -> Iterator[np.ndarray]:
         backoff = 0.5
         while not self.stop_event.is_set():
-            capture = open_source(self.source)
+            try:
+                capture = open_source(self.source)
+                why = f"cannot open {describe_source(self.source)}"
+            except SourceError as exc:  # a backend refusing it now may take it once the device is back
+                capture, why = None, exc.message
             if capture is None:
                 self.reconnects += 1
-                log.warning("cannot open %s; retrying in %.1f s", describe_source(self.source), backoff)
+                log.warning("%s; retrying in %.1f s", why, backoff)
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue

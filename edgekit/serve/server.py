@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from edgekit.errors import ConfigError, ServerError
+from edgekit.foreign import UVICORN_SERVE, mapped
 
 GRACE_S = 10
 # Many clients connecting at once must queue in the kernel, not be refused.
@@ -65,7 +66,8 @@ def _uvicorn_server(app: Any, *, access_log: bool) -> Any:
 def serve_forever(app: Any, sock: socket.socket, *, access_log: bool = False) -> None:
     """Serve until SIGINT or SIGTERM; returns after the graceful shutdown (which re-raises the
     signal, as uvicorn does, so the caller sees KeyboardInterrupt for Ctrl-C)."""
-    _uvicorn_server(app, access_log=access_log).run(sockets=[sock])
+    with mapped(UVICORN_SERVE, "the model server stopped"):
+        _uvicorn_server(app, access_log=access_log).run(sockets=[sock])
 
 
 class BackgroundServer:
