@@ -181,13 +181,14 @@ def test_sigterm_stops_within_5s_and_a_restart_delivers_what_was_buffered(tmp_pa
         tmp_path, str(detector), str(video), f"mqtt://127.0.0.1:{broker.port}", "cam4", "--max-frames", "5"
     )
     restart.communicate(timeout=60)
-    first_run = [r for r in recorder.results() if r["seq"] < buffered]
     assert recorder.wait_for(lambda r: len({x["run_id"] for x in r.results()}) == 2, timeout=20)
     runs = {}
     for result in recorder.results():
         runs.setdefault(result["run_id"], []).append(result["seq"])
-    assert any(sorted(set(s)) == list(range(buffered)) for s in runs.values()), (buffered, runs)
-    assert first_run is not None
+    earlier = [run for run, s in runs.items() if sorted(set(s)) == list(range(buffered))]
+    assert earlier, (buffered, runs)
+    (later,) = set(runs) - set(earlier)
+    assert min(runs[later]) == 0, "the restart counts from 0 under a run_id of its own"
     assert retained_status(broker.port, "cam4") == "offline"
     recorder.close()
     proxy.close()
@@ -243,6 +244,103 @@ def test_source_that_disappears_is_retried_without_crashing(tmp_path, broker, de
     finally:
         terminate(daemon)
     assert daemon.returncode == 0
+    recorder.close()
+
+
+def test_a_classifier_on_an_image_folder_over_mqtt_311(tmp_path, broker, trained) -> None:
+    import cv2
+    import numpy as np
+
+    out = tmp_path / "digits.tflite"
+    source = trained["digits-cnn"] / "model.keras"
+    model = convert(ConvertRequest(source=source, target=get_format("tflite"), precision=Precision.INT8, out=out))
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(6):
+        cv2.imwrite(str(folder / f"{index:02d}.png"), rng.integers(0, 255, (60, 80, 3), dtype=np.uint8))
+    recorder = Recorder(broker.port, "cls")
+    daemon = start_daemon(
+        tmp_path, model["artifact"], folder, f"mqtt://127.0.0.1:{broker.port}", "cls",
+        "--mqtt-version", "3.1.1", "--stats-interval", "0.2", "--json",
+    )  # fmt: skip
+    out_text, _ = daemon.communicate(timeout=120)
+    assert daemon.returncode == 0, daemon_log(tmp_path)
+    summary = json.loads(out_text)
+    assert summary["results"] == 6 and summary["mqtt_version"] == "3.1.1", "a folder without --loop ends"
+    assert recorder.wait_for(lambda r: len(r.results()) >= 6, timeout=20)
+    labels = [str(d) for d in range(10)]
+    for result in recorder.results():
+        predictions = result["predictions"]
+        assert 1 <= len(predictions) <= 3, "the top class, and up to 3 above the threshold"
+        assert all(p["label"] in labels for p in predictions)
+        scores = [p["score"] for p in predictions]
+        assert scores == sorted(scores, reverse=True)
+    recorder.close()
+
+
+def test_the_threshold_command_filters_what_follows(tmp_path, broker, detector, video) -> None:
+    import paho.mqtt.publish as publish
+
+    recorder = Recorder(broker.port, "thr")
+    daemon = start_daemon(
+        tmp_path, str(detector), str(video), f"mqtt://127.0.0.1:{broker.port}", "thr",
+        "--loop", "--max-fps", "30", "--stats-interval", "0.2",
+    )  # fmt: skip
+    try:
+        assert recorder.wait_for(lambda r: len(r.results()) >= 5, timeout=60), daemon_log(tmp_path)
+        command = json.dumps({"cmd": "threshold", "value": 0.97}).encode()
+        publish.single("edgekit/thr/cmd", command, hostname="127.0.0.1", port=broker.port, qos=1)
+        assert recorder.wait_for(lambda r: any(s["threshold"] == 0.97 for s in r.of("stats")), timeout=20)
+        after = len(recorder.results())
+        assert recorder.wait_for(lambda r: len(r.results()) >= after + 20, timeout=30)
+    finally:
+        terminate(daemon)
+    later = recorder.results()[after:]
+    assert all(p["score"] >= 0.97 for r in later for p in r["predictions"])
+    assert "ignored command" not in daemon_log(tmp_path)
+    recorder.close()
+
+
+def test_a_stream_that_stops_and_comes_back_is_reopened(tmp_path, broker, detector, video) -> None:
+    """The camera's server goes away for a few seconds and returns on the same port."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(video.parent))
+
+    def serve(port: int = 0) -> http.server.ThreadingHTTPServer:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    server = serve()
+    port = server.server_address[1]
+    recorder = Recorder(broker.port, "gap")
+    daemon = start_daemon(
+        tmp_path, str(detector), f"http://127.0.0.1:{port}/{video.name}", f"mqtt://127.0.0.1:{broker.port}", "gap",
+        "--stall-timeout", "1", "--stats-interval", "0.3",
+    )  # fmt: skip
+    try:
+        assert recorder.wait_for(lambda r: len(r.results()) >= 5, timeout=60), daemon_log(tmp_path)
+        server.shutdown()
+        server.server_close()
+        assert recorder.wait_for(lambda r: any(s["source_gap_s"] >= 2 for s in r.of("stats")), timeout=30)
+        assert daemon.poll() is None and recorder.of("stats")[-1]["connected"], "the daemon carries on"
+        before = len(recorder.results())
+        server = serve(port)
+        assert recorder.wait_for(lambda r: len(r.results()) >= before + 5, timeout=30), daemon_log(tmp_path)
+        # The stats after the first frame back tell the gap that ended and the reopens it took.
+        assert recorder.wait_for(
+            lambda r: any(s["longest_source_gap_s"] >= 2 and s["source_reconnects"] >= 1 for s in r.of("stats")),
+            timeout=10,
+        )
+    finally:
+        terminate(daemon)
+        server.shutdown()
+    assert daemon.returncode == 0
+    assert no_gaps(seqs(recorder))
     recorder.close()
 
 
@@ -510,19 +608,50 @@ def test_prometheus_metrics(tmp_path, broker, detector, video) -> None:
         "--max-fps",
         "20",
         "--stats-interval",
-        "0.3",
+        "120",  # nothing is copied into the metrics on a timer: values are read at each scrape
         "--metrics-port",
         str(port),
     )
-    try:
-        assert recorder.wait_for(lambda r: len(r.of("stats")) >= 2, timeout=60), daemon_log(tmp_path)
+
+    def scrape() -> dict[str, float]:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert "# TYPE edgekit_results_total counter" in text and "# TYPE edgekit_camera_fps gauge" in text
+        found = {}
+        for line in text.splitlines():
+            if line.startswith("edgekit_") and '{device_id="cam7"}' in line:
+                name, value = line.split('{device_id="cam7"}')
+                found[name] = float(value)
+        return found
+
+    try:
+        assert recorder.wait_for(lambda r: len(r.of("results")) >= 5, timeout=60), daemon_log(tmp_path)
+        first = scrape()
+        time.sleep(1.0)
+        second = scrape()
+        outside = _non_loopback_address()
+        if outside is not None:  # the endpoint listens on loopback unless --metrics-host says otherwise
+            with pytest.raises(OSError):
+                urllib.request.urlopen(f"http://{outside}:{port}/metrics", timeout=2)
     finally:
         terminate(daemon)
-    line = next(line for line in text.splitlines() if line.startswith('edgekit_results{device_id="cam7"}'))
-    assert float(line.split()[-1]) > 0
-    assert 'edgekit_broker_connected{device_id="cam7"} 1.0' in text
+    assert 0 < first["edgekit_results_total"] < second["edgekit_results_total"]
+    assert first["edgekit_broker_connected"] == 1.0
+    assert {"edgekit_dropped_overflow_total", "edgekit_buffered_bytes", "edgekit_source_reconnects_total"} <= set(first)
     recorder.close()
+
+
+def _non_loopback_address() -> str | None:
+    import socket
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("10.255.255.255", 1))  # no packet is sent: this only picks the outgoing interface
+        address = probe.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") else address
 
 
 def test_stream_url_source(tmp_path, broker, detector, video) -> None:

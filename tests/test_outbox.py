@@ -44,3 +44,136 @@ def test_overflow_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
 def test_size_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         OfflineBuffer(tmp_path / "o.sqlite", max_messages=0)
+
+
+def test_the_byte_cap_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
+    box = OfflineBuffer(tmp_path / "o.sqlite", max_bytes=250)
+    for i in range(5):
+        box.put("t", bytes([i]) * 100)
+    assert [m.payload[0] for m in box.after(0, 10)] == [3, 4]
+    assert (len(box), box.size_bytes, box.dropped) == (2, 200, 3)
+    box.close()
+
+
+def test_one_message_over_the_byte_cap_is_still_kept(tmp_path: Path) -> None:
+    box = OfflineBuffer(tmp_path / "o.sqlite", max_bytes=10)
+    box.put("t", b"x" * 100)
+    assert len(box) == 1
+    box.close()
+
+
+def test_counts_survive_a_restart_and_a_second_acknowledgement_changes_nothing(tmp_path: Path) -> None:
+    box = OfflineBuffer(tmp_path / "o.sqlite")
+    ids = [box.put("t", b"abc") for _ in range(4)]
+    box.remove(ids[0])
+    box.remove(ids[0])
+    assert (len(box), box.size_bytes) == (3, 9)
+    box.close()
+    again = OfflineBuffer(tmp_path / "o.sqlite")
+    assert (len(again), again.size_bytes) == (3, 9)
+    again.close()
+
+
+# A child that puts messages as fast as it can and prints each id once put() has returned: what
+# the outbox accepted. The parent kills it at a random moment.
+_WRITER = """
+import sys
+from edgekit.daemon.outbox import OfflineBuffer
+box = OfflineBuffer(sys.argv[1], max_messages=int(sys.argv[2]))
+print("ready", flush=True)
+i = 0
+while True:
+    print(box.put("edgekit/d/results", b"%08d" % i + b"x" * 200), flush=True)
+    if i % 3 == 0:
+        box.remove(box.after(0, 1)[0].id)  # acknowledgements interleave, as they do when connected
+    i += 1
+"""
+
+
+@pytest.mark.parametrize("cap", [100_000, 50])
+def test_a_kill_at_any_moment_loses_nothing_the_outbox_accepted(tmp_path: Path, cap: int) -> None:
+    import random
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "o.sqlite"
+    rng = random.Random(cap)
+    accepted: list[int] = []  # over every round: the ids put() returned
+    for _ in range(5):
+        child = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path), str(cap)], stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.05, 0.4))
+        child.kill()
+        accepted += [int(line) for line in child.stdout.read().split() if line.strip().isdigit()]
+        child.wait()
+        connection = sqlite3.connect(path)
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        connection.close()
+        after = _peek(path)
+        ids = [m.id for m in after]
+        assert ids == sorted(ids), "order is kept"
+        if cap == 100_000:
+            # Only the oldest are ever removed (acknowledged): every accepted id from the oldest
+            # still present on is there, whatever the kill interrupted.
+            assert accepted and ids, "the writer wrote something"
+            present = set(ids)
+            missing = [i for i in accepted if i >= ids[0] and i not in present]
+            assert not missing, f"accepted but lost: {missing[:5]}"
+        else:
+            assert len(after) <= cap
+
+
+def _peek(path: Path) -> list:
+    if not path.exists():
+        return []
+    box = OfflineBuffer(path)
+    try:
+        return box.after(0, 1_000_000)
+    finally:
+        box.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 2 MiB tmpfs of the test's own, so the outbox's filesystem can really fill up."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("mounting a tmpfs needs root: " + made.stderr.decode(errors="replace").strip())
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_refuses_and_counts_then_recovers_when_space_returns(small_disk: Path, caplog) -> None:
+    import logging
+    import sqlite3
+
+    filler = small_disk / "filler"
+    box = OfflineBuffer(small_disk / "o.sqlite")
+    with caplog.at_level(logging.WARNING, logger="edgekit.daemon.outbox"):
+        with open(filler, "wb") as handle:  # the rest of the disk, taken by someone else
+            try:
+                while True:
+                    handle.write(b"\0" * 65536)
+                    handle.flush()
+            except OSError:
+                pass
+        results = [box.put("t", b"y" * 2000) for _ in range(2000)]
+    assert None in results, "the disk filled up"
+    assert box.refused == results.count(None)
+    assert sum("cannot grow" in r.getMessage() for r in caplog.records) == 1, "one WARNING per episode"
+    kept = len(box)
+    filler.unlink()
+    assert box.put("t", b"after") is not None, "space is back: the outbox takes results again"
+    assert len(box) == kept + 1
+    box.close()
+    connection = sqlite3.connect(small_disk / "o.sqlite")
+    assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    connection.close()

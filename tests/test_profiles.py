@@ -97,3 +97,14 @@ def test_profiles_list_and_show(cli) -> None:  # type: ignore[no-untyped-def]
     data = json.loads(cli("profiles", "show", "pixel4", "--json").stdout)
     assert data["runtimes"][1]["supported_ops"]
     assert cli("profiles", "show", "rpi-4").exit_code == 4
+
+
+@pytest.mark.parametrize(
+    ("machine", "arch"),
+    [("aarch64", "arm64"), ("arm64", "arm64"), ("armv7l", "arm32"), ("armv6l", "arm32"), ("armv8l", "arm32"),
+     ("x86_64", "x86_64"), ("AMD64", "x86_64"), ("i686", "x86")],
+)  # fmt: skip
+def test_the_host_architecture_is_what_its_code_runs_as(machine: str, arch: str) -> None:
+    from edgekit.predict.profiles.host import arch_of
+
+    assert arch_of(machine) == arch

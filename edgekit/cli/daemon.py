@@ -34,11 +34,21 @@ def run(
     password_file: Path = typer.Option(None, "--password-file", help="File holding the broker password."),
     ca_file: Path = typer.Option(None, "--ca-file", help="CA certificate for TLS."),
     buffer: Path = typer.Option(None, "--buffer", help="On-disk outbox for results while the broker is away."),
+    buffer_max: int = typer.Option(None, "--buffer-max", help="Results the outbox holds before dropping the oldest."),
+    buffer_max_mb: float = typer.Option(
+        None, "--buffer-max-mb", help="Megabytes of results the outbox holds before dropping the oldest."
+    ),
     max_frames: int = typer.Option(None, "--max-frames", help="Stop after this many results."),
     max_fps: float = typer.Option(None, "--max-fps", help="Read the source no faster than this."),
+    stall_timeout: float = typer.Option(
+        None, "--stall-timeout", help="Seconds without a frame before a live source is reopened (default 5)."
+    ),
     threads: int = typer.Option(None, "--threads", help="Inference threads."),
     stats_interval: float = typer.Option(None, "--stats-interval", help="Seconds between stats messages."),
     metrics_port: int = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
+    metrics_host: str = typer.Option(
+        None, "--metrics-host", help="Address the metrics endpoint listens on (default 127.0.0.1; 0.0.0.0 for all)."
+    ),
     mqtt_version: str = typer.Option(
         None, "--mqtt-version", help="auto (5, falling back to 3.1.1), 5 or 3.1.1.", metavar="VERSION"
     ),
@@ -68,11 +78,15 @@ def run(
             "password_file": password_file,
             "ca_file": ca_file,
             "buffer": buffer,
+            "buffer_max": buffer_max,
+            "buffer_max_mb": buffer_max_mb,
             "max_frames": max_frames,
             "max_fps": max_fps,
+            "stall_timeout": stall_timeout,
             "threads": threads,
             "stats_interval": stats_interval,
             "metrics_port": metrics_port,
+            "metrics_host": metrics_host,
             "mqtt_version": mqtt_version,
             "require_broker": require_broker,
         },
@@ -87,6 +101,7 @@ def run(
         stdout.print(
             f"stopped: {summary['results']} results, {summary['skipped_frames']} frames skipped, "
             f"{summary['buffered']} still buffered for the broker, {summary['dropped_overflow']} dropped on overflow"
+            + (f", {summary['dropped_disk_full']} dropped on a full disk" if summary["dropped_disk_full"] else "")
         )
 
 

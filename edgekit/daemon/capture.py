@@ -85,6 +85,13 @@ def open_source(source: str) -> Any:
     return _open_capture(source)
 
 
+def is_recording(source: str) -> bool:
+    """A video file or a folder of images: it has an end, and no "now" to keep up with. A camera's
+    /dev/videoN exists as a path too, but is a live source (a device node, not a file)."""
+    path = Path(source)
+    return path.is_file() or path.is_dir()
+
+
 def check_source(source: str) -> None:
     """Fail fast (one clear line) for a source that does not exist at all."""
     looks_like_file = not source.isdigit() and "://" not in source
@@ -158,6 +165,18 @@ class CaptureThread(threading.Thread):
         self.ended = threading.Event()  # a file or folder that ended and does not loop
         self._times: list[float] = []
         self.read_seconds = 0.0  # time spent in read(): decoding, or waiting for the camera
+        # Gaps: how long the source has been silent now, and the longest silence of the run.
+        self.last_frame_at = time.monotonic()
+        self.longest_gap_s = 0.0
+
+    def gap_s(self) -> float:
+        """Seconds since the source last gave a frame (0 while frames arrive)."""
+        return round(max(0.0, time.monotonic() - self.last_frame_at), 2)
+
+    def _got_frame(self) -> None:
+        now = time.monotonic()
+        self.longest_gap_s = max(self.longest_gap_s, now - self.last_frame_at)
+        self.last_frame_at = now
 
     def camera_fps(self) -> float:
         now = time.monotonic()
@@ -188,14 +207,15 @@ class CaptureThread(threading.Thread):
                     self.read_seconds += time.perf_counter() - started
                     if ok and image is not None:
                         last_frame = time.monotonic()
+                        self._got_frame()
                         yield image
                         continue
-                    is_file = Path(self.source).exists()
-                    if is_file and not self.loop:
+                    recording = is_recording(self.source)
+                    if recording and not self.loop:
                         self.ended.set()
                         return
-                    if is_file:
-                        break  # reopen from the start
+                    if recording:
+                        break  # reopen from the start (a file replaced on disk is read anew)
                     if time.monotonic() - last_frame > self.stall_timeout:
                         log.warning(
                             "no frame from %s for %.0f s; reopening", describe_source(self.source), self.stall_timeout
@@ -212,7 +232,7 @@ class CaptureThread(threading.Thread):
         # A recording has no "now": unless it is paced with max_fps, each frame waits for the
         # model instead of being decoded and thrown away. A camera or stream runs in real time:
         # the newest frame wins and older ones are skipped.
-        recorded = Path(self.source).exists() and not self.min_interval
+        recorded = is_recording(self.source) and not self.min_interval
         for image in self._frames():
             if recorded:
                 while not self.mailbox.wait_until_taken(0.2):

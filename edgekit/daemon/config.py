@@ -49,12 +49,18 @@ class DaemonConfig(BaseModel):
     tls_insecure: bool = Field(False, description="skip the broker host name check (testing only)")
     buffer: Path | None = Field(None, description="on-disk outbox (default ~/.cache/edgekit/outbox-<device_id>.sqlite)")
     buffer_max: int = Field(100_000, ge=1, description="messages the outbox holds before dropping the oldest")
+    buffer_max_mb: float | None = Field(
+        None, gt=0, description="megabytes of messages the outbox holds before dropping the oldest (default: no cap)"
+    )
     stats_interval: float = Field(5.0, gt=0, description="seconds between stats messages")
     threshold: float = Field(0.3, ge=0, le=1, description="score threshold for predictions")
     top_k: int = Field(3, ge=1, description="classes reported per frame by classifiers")
     runtime: str | None = Field(None, description="runtime to use (default: by the model's file type)")
     threads: int | None = Field(None, ge=1, description="inference threads")
     metrics_port: int | None = Field(None, ge=1, le=65535, description="serve Prometheus metrics on this port")
+    metrics_host: str = Field(
+        "127.0.0.1", description="address the metrics endpoint listens on; 0.0.0.0 exposes it on every interface"
+    )
     drain_seconds: float = Field(
         2.0, ge=0, description="on shutdown, how long to wait for the broker to take buffered results"
     )
@@ -70,6 +76,10 @@ class DaemonConfig(BaseModel):
         except ConfigError as exc:
             raise ValueError(exc.one_line()) from None
         return value
+
+    @property
+    def buffer_max_bytes(self) -> int | None:
+        return None if self.buffer_max_mb is None else max(1, round(self.buffer_max_mb * 1024 * 1024))
 
     def outbox_path(self) -> Path:
         return self.buffer or Path.home() / ".cache" / "edgekit" / f"outbox-{self.device_id}.sqlite"

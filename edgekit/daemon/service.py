@@ -109,7 +109,7 @@ class Daemon:
             "running %s on %s → %s as edgekit/%s/", config.model.name, config.source, config.broker, config.device_id
         )
 
-        outbox = OfflineBuffer(config.outbox_path(), config.buffer_max)
+        outbox = OfflineBuffer(config.outbox_path(), config.buffer_max, config.buffer_max_bytes)
         if len(outbox):
             log.info("%d results from an earlier run are waiting in %s", len(outbox), outbox.path)
         link = DaemonLink(
@@ -132,12 +132,18 @@ class Daemon:
         if config.metrics_port:
             from edgekit.daemon.metrics import MetricsExporter
 
-            self._metrics = MetricsExporter(config.metrics_port, config.device_id)
+            self._metrics = MetricsExporter(
+                config.metrics_host,
+                config.metrics_port,
+                config.device_id,
+                lambda: self.stats(capture, mailbox, outbox, link),
+            )
         link.start()
         if config.require_broker:
             reason = link.wait_first_connection(REQUIRED_BROKER_WAIT_S)
             if reason is not None:
                 link.stop(drain_seconds=0)
+                self._close_metrics()
                 outbox.close()
                 runtime.close()
                 raise BrokerError(
@@ -208,9 +214,15 @@ class Daemon:
             link.stop(drain_seconds=config.drain_seconds)
             capture.join(timeout=2.0)
             summary = self.summary(capture, mailbox, outbox, link)
+            self._close_metrics()
             outbox.close()
             runtime.close()
         return summary
+
+    def _close_metrics(self) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
 
     def _balance(self, capture: CaptureThread) -> None:
         """Preprocess on the capture thread when decoding plus preprocessing there costs less than
@@ -242,8 +254,11 @@ class Daemon:
     ) -> dict[str, Any]:
         now = time.monotonic()
         window = min(5.0, max(now - self.started, 1e-3))
-        recent = [t for t in self._result_times if now - t <= window]
-        latencies = np.asarray(self._latencies) if self._latencies else np.zeros(1)
+        recent = [t for t in list(self._result_times) if now - t <= window]
+        if len(recent) == self._result_times.maxlen:  # faster than the deque holds over the window
+            window = max(now - recent[0], 1e-3)
+        # list() first: a scrape reads these from the metrics thread while the loop appends.
+        latencies = np.asarray(list(self._latencies) or [0.0])
         return {
             "device_id": self.config.device_id,
             "run_id": self.run_id,
@@ -257,9 +272,13 @@ class Daemon:
             "latency_p99_ms": round(float(np.percentile(latencies, 99)), 3),
             "queue_depth": mailbox.depth,
             "buffered": len(outbox),
+            "buffered_bytes": outbox.size_bytes,
             "inflight": link.inflight,
             "dropped_overflow": outbox.dropped,
+            "dropped_disk_full": outbox.refused,
             "source_reconnects": capture.reconnects,
+            "source_gap_s": capture.gap_s(),
+            "longest_source_gap_s": round(capture.longest_gap_s, 2),
             "broker_connects": link.connects,
             "broker_refusals": link.refusals,
             "connected": link.connected.is_set(),
@@ -272,8 +291,6 @@ class Daemon:
         self, link: DaemonLink, capture: CaptureThread, mailbox: LatestFrame, outbox: OfflineBuffer, topic: str
     ) -> None:
         stats = self.stats(capture, mailbox, outbox, link)
-        if self._metrics is not None:
-            self._metrics.update(stats)
         log.info(
             "stats: %.1f results/s, camera %.1f fps, skipped %d, p50 %.1f ms, buffered %d, connected %s",
             stats["inference_fps"],

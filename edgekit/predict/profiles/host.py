@@ -59,7 +59,7 @@ def usable_cores() -> int:
 @dataclass(frozen=True)
 class HostCpu:
     name: str
-    arch: str  # arm64 or x86_64
+    arch: str  # arm64, arm32, x86_64 or x86 (arch_of)
     cores: int
     clock_ghz: float
     flags: frozenset[str]
@@ -79,7 +79,7 @@ class HostCpu:
     def macs_per_cycle(self) -> dict[str, float | int | None]:
         """Per core: two vector FMA pipes of the widest width the flags show."""
         isa = self.isa
-        if self.arch == "arm64":
+        if self.arch in ("arm64", "arm32"):
             return {"fp32": 8, "fp16": 16 if isa["fp16_arithmetic"] else None, "int8": 32 if isa["dotprod"] else 16,
                     "bits": 128}  # fmt: skip
         if isa["avx512"]:
@@ -104,9 +104,23 @@ def host_cpu() -> HostCpu:
             except ValueError:
                 pass
     clock = _max_clock_ghz() or (max(mhz) / 1000.0 if mhz else 2.0)
-    machine = platform.machine().lower()
-    arch = "arm64" if machine in ("aarch64", "arm64") else "x86_64"
-    return HostCpu(machine_name(), arch, usable_cores(), round(clock, 3), frozenset(flags))
+    return HostCpu(machine_name(), arch_of(platform.machine()), usable_cores(), round(clock, 3), frozenset(flags))
+
+
+def arch_of(machine: str) -> str:
+    """The architecture a profile names for ``platform.machine()``: a Raspberry Pi on 32-bit
+    Raspberry Pi OS says ``armv7l`` (or ``armv8l``: a 64-bit core under a 32-bit kernel) and
+    runs 32-bit code, which is not the 64-bit ARM its hardware could run."""
+    name = machine.lower()
+    if name in ("aarch64", "arm64", "aarch64_be"):
+        return "arm64"
+    if name.startswith("arm"):
+        return "arm32"
+    if name in ("x86_64", "amd64", "x64"):
+        return "x86_64"
+    if name in ("i386", "i486", "i586", "i686", "x86"):
+        return "x86"
+    return name or "unknown"
 
 
 def _max_clock_ghz() -> float | None:

@@ -193,7 +193,9 @@ class Calibration(_Strict):
 class DeviceProfile(_Strict):
     name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9-]*$", description="short name used on the command line")
     title: str = Field(..., description="human-readable device name")
-    arch: Literal["arm64", "x86_64"] = Field(..., description="CPU architecture")
+    arch: Literal["arm64", "arm32", "x86_64", "x86"] = Field(
+        ..., description="CPU architecture (arm32: 32-bit ARM code, e.g. 32-bit Raspberry Pi OS)"
+    )
     cpu: CpuSpec
     compute: ComputeSpec
     memory: MemorySpec
