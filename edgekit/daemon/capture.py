@@ -44,7 +44,16 @@ def _open_capture(source: str) -> Any:
 
     target: Any = int(source) if source.isdigit() else source
     with mapped(OPENCV_OPEN, f"cannot open {describe_source(source)}"):
-        capture = cv2.VideoCapture(target)
+        capture = None
+        if not isinstance(target, int) and not target.startswith("/dev/"):
+            # FFmpeg decodes with a thread per core by default: on a small device those threads
+            # take turns with the model's. One decoding thread keeps capture on a core of its own.
+            capture = cv2.VideoCapture(target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+            if not capture.isOpened():
+                capture.release()
+                capture = None
+        if capture is None:
+            capture = cv2.VideoCapture(target)
     if not capture.isOpened():
         capture.release()
         return None
@@ -209,6 +218,9 @@ class CaptureThread(threading.Thread):
                         last_frame = time.monotonic()
                         self._got_frame()
                         yield image
+                        # The time the frame waited for the model (a recording, --max-fps) is no
+                        # silence of the source: the gap counts from when a frame is asked for.
+                        self.last_frame_at = last_frame = time.monotonic()
                         continue
                     recording = is_recording(self.source)
                     if recording and not self.loop:
@@ -227,6 +239,11 @@ class CaptureThread(threading.Thread):
                 capture.release()
 
     def run(self) -> None:
+        import cv2
+
+        # OpenCV's resize and colour conversion split each call over every core; here they would
+        # preempt the inference thread for a few hundred microseconds a frame. One thread: this one.
+        cv2.setNumThreads(1)
         frame_id = 0
         next_due = 0.0
         # A recording has no "now": unless it is paced with max_fps, each frame waits for the

@@ -23,17 +23,24 @@ A full disk is not a crash: the put that cannot be written is refused (``None``)
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import shutil
 import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+
+from edgekit.errors import ConfigError, OutputError, first_line
 
 log = logging.getLogger("edgekit.daemon.outbox")
 
-# SQLite's words for a write the filesystem refused for lack of space (SQLITE_FULL, and the
-# I/O error a WAL append can report instead when ENOSPC comes mid-page).
-_NO_SPACE = ("database or disk is full", "disk i/o error")
+_SQLITE_FULL = 13
+_SQLITE_IOERR = 10
+# Below this much free space an I/O error is the disk being full (a WAL append can report ENOSPC
+# as SQLITE_IOERR mid-page); above it, it is the disk failing, which is not dropped quietly.
+_NEARLY_FULL_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class OfflineBuffer:
         self.refused = 0  # puts the disk could not take (full), this run
         self._disk_full = False
         self._lock = threading.Lock()
+        self._holder = self._claim(self.path)
         # One connection shared by the daemon's threads, serialised by the lock.
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -81,6 +89,39 @@ class OfflineBuffer:
         )
         self._checkpointer.start()
 
+    @staticmethod
+    def _claim(path: Path) -> IO[str]:
+        """One daemon per outbox: its counts live in memory, and a second writer would make them wrong."""
+        holder = open(path.with_name(path.name + ".lock"), "w")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder.close()
+            raise ConfigError(
+                f"the outbox {path} is in use by another edgekit run",
+                hint="give each daemon its own --device-id (or --buffer)",
+            ) from exc
+        return holder
+
+    def _no_space(self, exc: sqlite3.Error) -> bool:
+        code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+        primary = code & 0xFF if isinstance(code, int) else None
+        text = str(exc).lower()
+        if primary == _SQLITE_FULL or "database or disk is full" in text:
+            return True
+        if primary == _SQLITE_IOERR or "disk i/o error" in text:
+            try:
+                return shutil.disk_usage(self.path.parent).free < _NEARLY_FULL_BYTES
+            except OSError:
+                return False
+        return False
+
+    def _failed(self, exc: sqlite3.Error) -> OutputError:
+        return OutputError(
+            f"the outbox {self.path} cannot be written: {first_line(exc)}",
+            hint="check the disk it is on (or move it with --buffer)",
+        )
+
     def _checkpoint_loop(self, interval: float = 1.0) -> None:
         connection = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         try:
@@ -101,34 +142,39 @@ class OfflineBuffer:
                     "INSERT INTO outbox (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
                     (topic, payload, qos, int(retain)),
                 )
+                new_id = int(cursor.lastrowid or 0)
                 count, size = self._count + 1, self._bytes + len(payload)
                 dropped = 0
                 while count > self.max_messages or (self.max_bytes is not None and size > self.max_bytes and count > 1):
                     # The oldest first, through the primary key: as cheap at the cap as at 100 rows.
-                    excess = max(count - self.max_messages, 1)
-                    freed = self._db.execute(
-                        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?) "
-                        "RETURNING LENGTH(payload)",
-                        (excess,),
+                    # (SELECT then DELETE, not DELETE … RETURNING: SQLite before 3.35 has no RETURNING.)
+                    oldest = self._db.execute(
+                        "SELECT id, LENGTH(payload) FROM outbox WHERE id < ? ORDER BY id LIMIT ?",
+                        (new_id, max(count - self.max_messages, 1)),
                     ).fetchall()
-                    count -= len(freed)
-                    size -= sum(int(row[0]) for row in freed)
-                    dropped += len(freed)
+                    if not oldest:
+                        break  # only the new message is left: it is kept, whatever its size
+                    self._db.execute("DELETE FROM outbox WHERE id <= ?", (oldest[-1][0],))
+                    count -= len(oldest)
+                    size -= sum(int(length) for _, length in oldest)
+                    dropped += len(oldest)
                 if dropped:
                     self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (dropped,))
                 self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except BaseException as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-                if not any(words in str(exc).lower() for words in _NO_SPACE):
+                if not isinstance(exc, sqlite3.Error):
                     raise
+                if not self._no_space(exc):
+                    raise self._failed(exc) from exc
                 self._refuse(exc)
                 return None
             self._count, self._bytes, self._dropped = count, size, self._dropped + dropped
             if self._disk_full:
                 self._disk_full = False
                 log.info("the outbox's disk has room again; results are being kept again (%d refused)", self.refused)
-            return int(cursor.lastrowid or 0)
+            return new_id
 
     def _refuse(self, exc: sqlite3.Error) -> None:
         self.refused += 1
@@ -151,17 +197,29 @@ class OfflineBuffer:
     def remove(self, message_id: int) -> None:
         with self._lock:
             try:
-                gone = self._db.execute(
-                    "DELETE FROM outbox WHERE id = ? RETURNING LENGTH(payload)", (message_id,)
-                ).fetchall()
-            except sqlite3.Error as exc:
-                if not any(words in str(exc).lower() for words in _NO_SPACE):
-                    raise
-                # A delete needs WAL space too: the message stays and is sent again (at least once).
-                return
-            if gone:  # an id already dropped on overflow, or acknowledged twice, changes nothing
+                self._db.execute("BEGIN IMMEDIATE")
+                found = self._db.execute("SELECT LENGTH(payload) FROM outbox WHERE id = ?", (message_id,)).fetchone()
+                if found is not None:
+                    self._db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error) and self._no_space(exc):
+                    # A delete needs WAL space too: the message stays and is sent again (at least once).
+                    self._refuse_removal(exc)
+                    return
+                raise
+            if found is not None:  # an id already dropped on overflow, or acknowledged twice, changes nothing
                 self._count -= 1
-                self._bytes -= int(gone[0][0])
+                self._bytes -= int(found[0])
+
+    def _refuse_removal(self, exc: sqlite3.Error) -> None:
+        if not self._disk_full:
+            self._disk_full = True
+            log.warning(
+                "the outbox %s cannot be updated (%s): acknowledged results stay and are sent again", self.path, exc
+            )
 
     def __len__(self) -> int:
         return self._count
@@ -185,3 +243,4 @@ class OfflineBuffer:
             except sqlite3.OperationalError:
                 pass  # no room to copy back: the WAL stays and is replayed on the next open
             self._db.close()
+        self._holder.close()

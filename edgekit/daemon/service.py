@@ -138,6 +138,7 @@ class Daemon:
                 config.device_id,
                 lambda: self.stats(capture, mailbox, outbox, link),
             )
+            log.info("metrics on http://%s:%d/metrics", config.metrics_host, config.metrics_port)
         link.start()
         if config.require_broker:
             reason = link.wait_first_connection(REQUIRED_BROKER_WAIT_S)

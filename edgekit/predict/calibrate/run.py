@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.errors import DeviceError
 from edgekit.predict.calibrate.synthetic import SYNTHETIC, build_synthetic
 from edgekit.predict.cost.fit import Point, fit, leave_one_out
 from edgekit.predict.cost.prior import prior_coefficients
@@ -128,6 +130,12 @@ def leave_one_out_summary(profile: DeviceProfile) -> HeldOut | None:
 def host_profile_skeleton(name: str, bandwidth_gbs: float) -> DeviceProfile:
     """This machine as a profile, from /proc/cpuinfo and a bandwidth measurement."""
     cpu = host_cpu()
+    known = typing.get_args(DeviceProfile.model_fields["arch"].annotation)
+    if cpu.arch not in known:
+        raise DeviceError(
+            f"edgekit has no cost model for {cpu.arch} CPUs (it knows {', '.join(known)})",
+            hint="bench on this machine without --device, or calibrate an ARM or x86 machine",
+        )
     rates = cpu.macs_per_cycle()
     isa = cpu.isa
     return DeviceProfile(
