@@ -176,4 +176,30 @@ def test_a_full_disk_refuses_and_counts_then_recovers_when_space_returns(small_d
     box.close()
     connection = sqlite3.connect(small_disk / "o.sqlite")
     assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert connection.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == kept + 1, "the counts match the disk"
     connection.close()
+
+
+def test_a_second_daemon_on_the_same_outbox_is_one_clear_error(tmp_path: Path) -> None:
+    from edgekit.errors import ConfigError
+
+    box = OfflineBuffer(tmp_path / "o.sqlite")
+    with pytest.raises(ConfigError) as caught:
+        OfflineBuffer(tmp_path / "o.sqlite")
+    assert "in use by another edgekit run" in caught.value.one_line()
+    box.close()
+    OfflineBuffer(tmp_path / "o.sqlite").close()  # free again once the first has closed
+
+
+def test_counts_match_the_disk_after_overflow_and_removals(tmp_path: Path) -> None:
+    import sqlite3
+
+    box = OfflineBuffer(tmp_path / "o.sqlite", max_messages=40, max_bytes=3000)
+    ids = [box.put("t", bytes(50 + i % 70)) for i in range(300)]
+    for message_id in ids[::3]:
+        box.remove(message_id)
+    connection = sqlite3.connect(tmp_path / "o.sqlite")
+    count, size = connection.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox").fetchone()
+    connection.close()
+    assert (len(box), box.size_bytes) == (count, size) and size <= 3000 and count <= 40
+    box.close()

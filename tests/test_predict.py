@@ -269,3 +269,17 @@ def test_depthwise_channels_past_the_last_full_block_are_a_term_of_their_own() -
     features = features_of_ops([depthwise(48), depthwise(44)], "int8")
     assert features.depthwise_tail_macs == 9 * 64 * 12  # 44 = 2 × 16 + 12
     assert features.depthwise_macs == 9 * 64 * (48 + 32)
+
+
+def test_a_model_outside_the_references_gets_a_wider_band_and_says_why(tflite_model: Path) -> None:
+    from edgekit.predict.cost.coverage import WIDENING, extrapolations
+    from edgekit.predict.cost.fit import band_from_references
+    from edgekit.predict.profiles.references import reference_features
+
+    pixel4 = load_profile("pixel4")
+    small = predict(analyze(tflite_model), pixel4, engine="tflite", threads=1)
+    assert "extrapolates" in small.basis and "smaller than the smallest reference" in small.basis
+    low, high = band_from_references(pixel4, "cpu", "tflite")
+    assert small.high_ms / small.latency_ms == pytest.approx(high * WIDENING[1])
+    # One of the references' own architectures is inside what they cover.
+    assert extrapolations(pixel4, "cpu", "fp32", 1, reference_features("mobilenet_v2", "fp32")) == []

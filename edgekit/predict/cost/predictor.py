@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import ConfigError, DeviceError, UnknownNameError
+from edgekit.predict.cost.coverage import extrapolations, widened
 from edgekit.predict.cost.fit import band_from_references, fit_references
 from edgekit.predict.cost.prior import (
     DEFAULT_PARALLEL_FRACTION,
@@ -287,6 +288,10 @@ def _reference_seconds(
     basis = (
         f"per-operator cost model fitted to {fit.count} published {processor} measurements{borrowed}; scale from {what}"
     )
+    outside = extrapolations(source, processor, precision, threads, x)
+    if outside:
+        band = widened(band)
+        basis += f"; extrapolates ({'; '.join(outside)}): band widened"
     return seconds, band, basis
 
 
