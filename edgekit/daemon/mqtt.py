@@ -265,7 +265,9 @@ class DaemonLink:
             self._first_failed(f"the connection closed before the broker answered ({reason_code})")
 
     def _may_downgrade(self) -> bool:
-        return self.version.may_fall_back and self.protocol == self._mqtt.MQTTv5
+        # A broker that once accepted MQTT 5 speaks it: a later connection closed before its
+        # CONNACK is the network (a cut, a restart behind a proxy), not the protocol.
+        return self.version.may_fall_back and self.protocol == self._mqtt.MQTTv5 and self.connects == 0
 
     def _request_downgrade(self, why: str) -> None:
         log.info("broker %s: %s; speaking MQTT 3.1.1 to it", self.settings.url_shown, why)
