@@ -740,3 +740,58 @@ def test_watch_stops_on_ctrl_c_while_its_output_is_not_read(tmp_path: Path) -> N
         if watch.poll() is None:
             watch.kill()
         broker.stop()
+
+
+@pytest.mark.ci
+def test_an_outbox_that_fills_its_disk_drops_and_counts_then_drains_when_the_broker_returns(
+    tmp_path, broker, detector, video
+) -> None:
+    """A long outage on a small disk: the outbox stops at the filesystem's reserve (never the last
+    byte, or it could neither checkpoint nor acknowledge), counts what it drops, and recovers."""
+    import sqlite3
+
+    disk = tmp_path / "small"
+    disk.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    proxy = CuttableProxy(broker.port)  # the broker is away from the start
+    recorder = Recorder(broker.port, "full")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "edgekit", "run", "--model", str(detector), "--source", str(video), "--loop",
+         "--broker", f"mqtt://127.0.0.1:{proxy.port}", "--device-id", "full", "--stats-interval", "0.5",
+         "--max-fps", "300",
+         "--buffer", str(disk / "outbox.sqlite"), "--json"],
+        stdout=subprocess.PIPE, stderr=open(tmp_path / "daemon.log", "w"), text=True,  # noqa: SIM115
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while "cannot grow" not in daemon_log(tmp_path):
+            assert time.monotonic() < deadline and daemon.poll() is None, daemon_log(tmp_path)[-2000:]
+            time.sleep(0.5)
+        proxy.restore()
+        assert recorder.wait_for(lambda r: any(s["buffered"] < 1000 for s in r.of("stats")), timeout=120), (
+            [(s["buffered"], s["dropped_disk_full"]) for s in recorder.of("stats")][-3:],
+            daemon_log(tmp_path)[-1500:],
+        )
+        time.sleep(2)
+        dropped = recorder.of("stats")[-1]["dropped_disk_full"]
+        time.sleep(2)
+        latest = recorder.of("stats")[-1]
+        assert dropped > 0 and latest["dropped_disk_full"] == dropped, "results are kept again"
+        assert daemon.poll() is None
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, _ = daemon.communicate(timeout=30)
+        proxy.close()
+        recorder.close()
+    try:
+        assert daemon.returncode == 0, daemon_log(tmp_path)[-2000:]
+        assert json.loads(out)["dropped_disk_full"] >= dropped
+        assert daemon_log(tmp_path).count("cannot grow") == 1, "one WARNING for the episode"
+        connection = sqlite3.connect(disk / "outbox.sqlite")
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        connection.close()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -28,6 +28,7 @@ import logging
 import shutil
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -41,6 +42,16 @@ _SQLITE_IOERR = 10
 # Below this much free space an I/O error is the disk being full (a WAL append can report ENOSPC
 # as SQLITE_IOERR mid-page); above it, it is the disk failing, which is not dropped quietly.
 _NEARLY_FULL_BYTES = 1 << 20
+# Free space the outbox leaves on its filesystem for the checkpoints and acknowledgements that
+# let it drain again (and for the rest of the system): 5 % of the filesystem, 256 KiB to 64 MiB.
+RESERVE_SHARE = 0.05
+RESERVE_MIN_BYTES = 256 << 10
+RESERVE_MAX_BYTES = 64 << 20
+RESERVE_CHECK_EVERY = 64
+# Refused acknowledgements retried with each later one, at most this many at a time.
+REMOVE_RETRY_BATCH = 256
+# A full disk is said at most once in this many seconds (the counts say the rest).
+WARN_EVERY_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,10 @@ class OfflineBuffer:
         self.max_bytes = max_bytes
         self.refused = 0  # puts the disk could not take (full), this run
         self._disk_full = False
+        self._puts_since_check = RESERVE_CHECK_EVERY  # the first put checks
+        self._last_warning: float | None = None
+        self._told_room_back: bool | None = None  # None: nothing told yet
+        self._unremoved: list[int] = []  # acknowledged, but the disk refused the delete
         self._lock = threading.Lock()
         self._holder = self._claim(self.path)
         # One connection shared by the daemon's threads, serialised by the lock.
@@ -79,6 +94,7 @@ class OfflineBuffer:
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
         self._db.execute("INSERT OR IGNORE INTO counters VALUES ('dropped', 0)")
+        self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
         # The only full scan: once, at open.
         count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox").fetchone()
         self._count, self._bytes = int(count), int(size)
@@ -122,7 +138,7 @@ class OfflineBuffer:
             hint="check the disk it is on (or move it with --buffer)",
         )
 
-    def _checkpoint_loop(self, interval: float = 1.0) -> None:
+    def _checkpoint_loop(self, interval: float = 0.25) -> None:
         connection = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         try:
             while not self._closed.wait(interval):
@@ -133,9 +149,33 @@ class OfflineBuffer:
         finally:
             connection.close()
 
+    def _room_left(self) -> bool:
+        """Whether the filesystem keeps its reserve, checked every RESERVE_CHECK_EVERY puts.
+
+        The outbox must never take the last bytes itself: a checkpoint moves pages from the WAL
+        into the database (which then grows) and an acknowledgement is a write too, so an outbox
+        that filled its disk could neither drain when the broker returns nor shrink its WAL."""
+        self._puts_since_check += 1
+        if self._puts_since_check < RESERVE_CHECK_EVERY and not self._disk_full:
+            return True
+        self._puts_since_check = 0
+        try:
+            usage = shutil.disk_usage(self.path.parent)
+        except OSError:
+            return True
+        reserve = max(RESERVE_MIN_BYTES, min(RESERVE_MAX_BYTES, usage.total * RESERVE_SHARE))
+        # Pages freed by acknowledgements stay in the file (SQLite reuses them for new rows rather
+        # than giving them back): room for the outbox, though the filesystem does not count them.
+        reusable = self._db.execute("PRAGMA freelist_count").fetchone()[0] * self._page_size
+        # Back only with half as much again as the reserve: no flapping at its edge.
+        return usage.free + reusable > reserve * (1.5 if self._disk_full else 1.0)
+
     def put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int | None:
         """Store a message; its id once it is on disk, ``None`` when the disk refused it."""
         with self._lock:
+            if not self._room_left():
+                self._refuse(sqlite3.OperationalError("the filesystem is down to its reserve"))
+                return None
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 cursor = self._db.execute(
@@ -173,13 +213,17 @@ class OfflineBuffer:
             self._count, self._bytes, self._dropped = count, size, self._dropped + dropped
             if self._disk_full:
                 self._disk_full = False
-                log.info("the outbox's disk has room again; results are being kept again (%d refused)", self.refused)
+                if self._told_room_back is False:
+                    self._told_room_back = True
+                    log.info("the outbox's disk has room again; results are kept again (%d refused)", self.refused)
             return new_id
 
     def _refuse(self, exc: sqlite3.Error) -> None:
         self.refused += 1
-        if not self._disk_full:  # once per episode, not once per frame
+        if not self._disk_full:
             self._disk_full = True
+            if not self._may_warn():
+                return
             log.warning(
                 "the outbox %s cannot grow (%s): results are dropped and counted until there is room",
                 self.path,
@@ -196,27 +240,43 @@ class OfflineBuffer:
 
     def remove(self, message_id: int) -> None:
         with self._lock:
+            # Acknowledgements the disk refused earlier are retried first, with this one.
+            ids = [*self._unremoved[:REMOVE_RETRY_BATCH], message_id]
+            marks = ",".join("?" * len(ids))
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                found = self._db.execute("SELECT LENGTH(payload) FROM outbox WHERE id = ?", (message_id,)).fetchone()
-                if found is not None:
-                    self._db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+                found = self._db.execute(f"SELECT LENGTH(payload) FROM outbox WHERE id IN ({marks})", ids).fetchall()
+                if found:
+                    self._db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", ids)
                 self._db.execute("COMMIT")
             except BaseException as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error) and self._no_space(exc):
-                    # A delete needs WAL space too: the message stays and is sent again (at least once).
+                    # A delete needs WAL space too: kept in memory and retried with the next one
+                    # (and sent again after a restart if it never goes through: at least once).
+                    self._unremoved.append(message_id)
                     self._refuse_removal(exc)
                     return
                 raise
-            if found is not None:  # an id already dropped on overflow, or acknowledged twice, changes nothing
-                self._count -= 1
-                self._bytes -= int(found[0])
+            del self._unremoved[: len(ids) - 1]
+            # Ids already dropped on overflow, or acknowledged twice, change nothing.
+            self._count -= len(found)
+            self._bytes -= sum(int(length) for (length,) in found)
+
+    def _may_warn(self) -> bool:
+        """One WARNING per episode: a disk at its edge goes back and forth many times a minute."""
+        now = time.monotonic()
+        if self._last_warning is not None and now - self._last_warning < WARN_EVERY_S:
+            return False
+        self._last_warning, self._told_room_back = now, False
+        return True
 
     def _refuse_removal(self, exc: sqlite3.Error) -> None:
         if not self._disk_full:
             self._disk_full = True
+            if not self._may_warn():
+                return
             log.warning(
                 "the outbox %s cannot be updated (%s): acknowledged results stay and are sent again", self.path, exc
             )
