@@ -4,7 +4,7 @@
 
 1. MobileNetV2 (weights=None) as a 1-thread TFLite classifier on a generated 640×480 video read
    as fast as possible: end-to-end results per second over the model-only invoke rate measured
-   in the same run (goal ≥ 0.90).
+   in the same run, each run bracketed by model-only runs (goal ≥ 0.95, issue 17).
 2. The shapes detector (int8 TFLite) on the same video: results per second and the mean time
    per stage (capture, preprocess, inference, post-process, publish).
 3. Publish → receive latency through the daemon's outbox and MQTT link on loopback Mosquitto at
@@ -64,26 +64,35 @@ def run_daemon(model: Path, video: Path, port: int, frames: int, work: Path, dev
     return Daemon(config).run()
 
 
-def model_only_rate(model: Path) -> float:
-    measured = measure(lambda: load_runtime(model, "tflite", threads=1), BenchSettings(runs=300, warmup=20))
+def model_only_rate(model: Path, runs: int) -> float:
+    measured = measure(lambda: load_runtime(model, "tflite", threads=1), BenchSettings(runs=runs, warmup=20))
     return 1000.0 / measured["mean_ms"]
 
 
+# Issue 6 accepted 0.90; issue 17 asks the pipeline to deliver 0.95 of the model-only rate.
+PIPELINE_GOAL = 0.95
+
+
 def pipeline_vs_model(mobilenet: Path, video: Path, port: int, frames: int, work: Path) -> list[str]:
+    """Five pairs, each an end-to-end run bracketed by a model-only run before and after (as many
+    invokes as the run has results): the pair's reference is the mean of the two, so a machine
+    that speeds up or slows down during the pair moves both sides of the ratio alike."""
     rows = [
-        "| pair | model-only invokes/s | end-to-end results/s | ratio |",
-        "|---|---|---|---|",
+        "| pair | model-only before invokes/s | end-to-end results/s | model-only after invokes/s | ratio |",
+        "|---|---|---|---|---|",
     ]
     ratios = []
     for pair in range(5):
-        model_rate = model_only_rate(mobilenet)
+        before = model_only_rate(mobilenet, frames)
         summary = run_daemon(mobilenet, video, port, frames, work, f"mnv2-{pair}")
-        ratio = summary["results_per_s"] / model_rate
+        after = model_only_rate(mobilenet, frames)
+        ratio = summary["results_per_s"] / ((before + after) / 2)
         ratios.append(ratio)
-        rows.append(f"| {pair + 1} | {model_rate:.1f} | {summary['results_per_s']:.1f} | {ratio:.3f} |")
+        rows.append(f"| {pair + 1} | {before:.1f} | {summary['results_per_s']:.1f} | {after:.1f} | {ratio:.3f} |")
         log(rows[-1])
     median = statistics.median(ratios)
-    rows.append(f"| **median** | | | **{median:.3f}** ({'yes' if median >= 0.90 else 'NO'}, goal ≥ 0.90) |")
+    met = "yes" if median >= PIPELINE_GOAL else "NO"
+    rows.append(f"| **median** | | | | **{median:.3f}** ({met}, goal ≥ {PIPELINE_GOAL:.2f}) |")
     return rows
 
 
@@ -261,7 +270,8 @@ def main() -> None:
             broker.stop()
     body = [
         "MobileNetV2 (weights=None) fp32 TFLite, 1 inference thread, 640×480 video read as fast as possible: "
-        "end-to-end results per second against the model-only invoke rate (`edgekit bench` timing), alternating:",
+        "end-to-end results per second against the model-only invoke rate (`edgekit bench` timing) "
+        "measured just before and just after it:",
         "",
         *throughput,
         "",

@@ -11,7 +11,9 @@ from edgekit.converters.request import Candidate, Context
 from edgekit.errors import DataError
 from edgekit.manifest import (
     MANIFEST_VERSION,
+    ImagePreprocessing,
     Manifest,
+    Preprocessing,
     now_iso,
     sha256_of,
     size_of,
@@ -26,13 +28,16 @@ def image_layout(shape: list[Any]) -> str:
     return "NHWC"
 
 
-def _preprocessing_for(preprocessing: dict[str, Any] | None, inputs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The image preprocessing with the artifact's own layout: a camera frame is HWC, a model
-    exported from PyTorch takes CHW."""
-    if not preprocessing or preprocessing.get("kind") != "image" or not inputs:
-        return preprocessing
-    shape = inputs[0].get("shape") or inputs[0].get("declared") or []
-    return {**preprocessing, "layout": image_layout(list(shape))}
+def _preprocessing_for(preprocessing: Preprocessing | None, inputs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The image preprocessing with the artifact's own layout (a camera frame is HWC, a model
+    exported from PyTorch takes CHW), as the manifest writes it: the fields that were given."""
+    if preprocessing is None:
+        return None
+    written = preprocessing.model_dump(exclude_unset=True)
+    if isinstance(preprocessing, ImagePreprocessing) and inputs:
+        shape = inputs[0].get("shape") or inputs[0].get("declared") or []
+        written["layout"] = image_layout(list(shape))
+    return written
 
 
 def build_manifest(ctx: Context, chosen: Candidate, artifact: Path, report: dict[str, Any]) -> Manifest:
@@ -50,10 +55,12 @@ def build_manifest(ctx: Context, chosen: Candidate, artifact: Path, report: dict
         # Axes a converter moved relative to the source (onnx2tf's NCHW → NHWC), per input and output.
         "layout": {k: v for k, v in chosen.layout.items() if k != "channels_last"} or None,
         "dynamic_inputs": any(entry.get("dynamic") for entry in chosen.inputs),
-        "task": ctx.description.get("task"),
-        "labels": ctx.description.get("labels"),
-        "preprocessing": _preprocessing_for(ctx.description.get("preprocessing"), chosen.inputs),
-        "postprocessing": ctx.description.get("postprocessing"),
+        "task": ctx.description.task,
+        "labels": ctx.description.labels,
+        "preprocessing": _preprocessing_for(ctx.description.preprocessing, chosen.inputs),
+        "postprocessing": None
+        if ctx.description.postprocessing is None
+        else ctx.description.postprocessing.model_dump(exclude_unset=True),
         "source": {
             "path": str(request.source),
             "format": ctx.kind.value,

@@ -73,11 +73,11 @@ def _load_reference(source: Path, kind: SourceKind) -> tuple[Any, Runtime]:
 def prepare(request: ConvertRequest, kind: SourceKind, progress: Progress) -> Context:
     description = model_description(request.source)
     if request.task:
-        description["task"] = request.task
+        description.task = request.task
     if request.preprocessing:
-        description["preprocessing"] = {**(description.get("preprocessing") or {}), **request.preprocessing}
+        description = description.with_preprocessing(request.preprocessing)
     if request.labels:
-        description["labels"] = list(request.labels)
+        description.labels = list(request.labels)
     ladder = rungs_to_try(request, kind)
     for precision in ladder:
         plan(kind, request.target, precision)  # reject impossible routes before loading anything
@@ -95,7 +95,7 @@ def prepare(request: ConvertRequest, kind: SourceKind, progress: Progress) -> Co
     calibration = None
     if needs_calibration and calib_path is not None:
         calibration = load_dataset(
-            calib_path, Split.CALIBRATION, reference.inputs, preprocessing=description.get("preprocessing")
+            calib_path, Split.CALIBRATION, reference.inputs, preprocessing=description.preprocessing
         ).subset(request.calib_samples)
         progress(f"calibration: {len(calibration)} samples from {calib_path}")
 
@@ -104,7 +104,7 @@ def prepare(request: ConvertRequest, kind: SourceKind, progress: Progress) -> Co
     if eval_path is not None:
         try:
             evaluation = load_dataset(
-                eval_path, Split.EVALUATION, reference.inputs, preprocessing=description.get("preprocessing")
+                eval_path, Split.EVALUATION, reference.inputs, preprocessing=description.preprocessing
             )
         except DataError:
             if request.eval is not None:
@@ -136,10 +136,8 @@ def prepare(request: ConvertRequest, kind: SourceKind, progress: Progress) -> Co
     progress(f"checking against {len(evaluation)} samples from {evaluation.origin}")
     reference_outputs = predict_all(reference, evaluation)
     reference_metric = None
-    if description.get("task"):
-        reference_metric = task_metric(
-            description["task"], reference_outputs[0], evaluation, description.get("postprocessing")
-        )
+    if description.task:
+        reference_metric = task_metric(description.task, reference_outputs[0], evaluation, description.postprocessing)
     return Context(
         request=request,
         kind=kind,

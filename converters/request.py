@@ -15,6 +15,7 @@ from edgekit.data import (
 )
 from edgekit.formats import Format, Precision, SourceKind
 from edgekit.inputs import ResolvedInput, ShapeRequest
+from edgekit.manifest import ModelDescription
 from edgekit.runtimes import Runtime
 
 Progress = Callable[[str], None]
@@ -78,7 +79,7 @@ class Context:
 
     request: ConvertRequest
     kind: SourceKind
-    description: dict[str, Any]
+    description: ModelDescription
     keras_model: Any
     reference: Runtime
     calibration: Dataset | None
@@ -91,4 +92,4 @@ class Context:
 
     @property
     def is_detector(self) -> bool:
-        return self.description.get("task") == "detection"
+        return self.description.task == "detection"

@@ -39,7 +39,7 @@ def check_candidate(ctx: Context, candidate: Candidate) -> None:
             outputs, candidate.layout["outputs"] = align_outputs(  # noqa: F841 - recorded in the manifest
                 ctx.reference_outputs, outputs, stacked=bool(ctx.evaluation.whole)
             )
-        candidate.parity = parity(ctx.description.get("task"), ctx.reference_outputs, outputs)
+        candidate.parity = parity(ctx.description.task, ctx.reference_outputs, outputs)
         by_data_key = evaluation.sample_shapes()
         feeding = match_inputs(list(evaluation.inputs), runtime.inputs, "the evaluation data")
         checked = {feeding[key]: shape for key, shape in by_data_key.items() if key in feeding}
@@ -55,9 +55,7 @@ def check_candidate(ctx: Context, candidate: Candidate) -> None:
         if left_out:
             candidate.notes.append(f"non-tensor outputs not checked: {', '.join(left_out)}")
     if ctx.reference_metric is not None:
-        measured = task_metric(
-            ctx.description["task"], outputs[0], ctx.evaluation, ctx.description.get("postprocessing")
-        )
+        measured = task_metric(ctx.description.task or "", outputs[0], ctx.evaluation, ctx.description.postprocessing)
         assert measured is not None
         drop = metric_drop(measured.name, ctx.reference_metric.value, measured.value)
         candidate.metric = {

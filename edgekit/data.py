@@ -18,12 +18,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edgekit.errors import DataError, InputNotFoundError
 from edgekit.foreign import OPENCV_IMAGE, mapped
+from edgekit.manifest import ImagePreprocessing, Preprocessing
 from edgekit.runtimes.base import TensorSpec, format_shape
 
 DEFAULT_CALIBRATION_SAMPLES = 200
@@ -113,24 +113,24 @@ def _load_npy(path: Path) -> np.ndarray:
         raise DataError(f"{path} is not a readable .npy file ({exc})") from exc
 
 
-def preprocess_image(image_bgr: np.ndarray, preprocessing: dict[str, Any]) -> np.ndarray:
+def preprocess_image(image_bgr: np.ndarray, preprocessing: ImagePreprocessing) -> np.ndarray:
     """A camera/file image (BGR uint8, as OpenCV reads it) → model input, per the preprocessing record."""
     import cv2
 
-    height, width = preprocessing["size"]
-    interpolation = cv2.INTER_AREA if preprocessing.get("resize") == "area" else cv2.INTER_LINEAR
+    if preprocessing.size is None:
+        raise DataError("the image preprocessing has no size", hint="give --image-size HxW")
+    height, width = preprocessing.size
+    interpolation = cv2.INTER_AREA if preprocessing.resize == "area" else cv2.INTER_LINEAR
     resized = cv2.resize(image_bgr, (width, height), interpolation=interpolation)
-    colour = preprocessing.get("color", "rgb")
+    colour = preprocessing.color
     if colour == "gray":
         pixels = cv2.cvtColor(resized, cv2.COLOR_BGR2GRAY)[..., np.newaxis]
     elif colour == "rgb":
         pixels = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
     else:
         pixels = resized
-    scaled = pixels.astype(np.float32) * float(preprocessing.get("scale", 1.0)) + float(
-        preprocessing.get("offset", 0.0)
-    )
-    return scaled.astype(preprocessing.get("dtype", "float32"))
+    scaled = pixels.astype(np.float32) * float(preprocessing.scale) + float(preprocessing.offset)
+    return scaled.astype(preprocessing.dtype)
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -138,7 +138,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _load_image_folder(
-    folder: Path, preprocessing: dict[str, Any] | None, class_names: list[str] | None = None
+    folder: Path, preprocessing: Preprocessing | None, class_names: list[str] | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Images directly in ``folder`` (no labels), or in one sub-folder per class (labelled by the
     sub-folder's position in ``class_names``, the model's labels, else in sorted order)."""
@@ -163,7 +163,7 @@ def _load_image_folder(
             f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}), nor sub-folders of them (one per class)",
             hint="point --calib/--eval/--data at a folder of images",
         )
-    if not preprocessing or preprocessing.get("kind") != "image" or "size" not in preprocessing:
+    if not isinstance(preprocessing, ImagePreprocessing) or preprocessing.size is None:
         raise DataError(
             f"no image preprocessing is known for {folder}",
             hint="keep the example's example.json beside the model, or give --image-size, --color and --scale",
@@ -230,7 +230,7 @@ def load_dataset(
     split: Split,
     specs: list[TensorSpec],
     *,
-    preprocessing: dict[str, Any] | None = None,
+    preprocessing: Preprocessing | None = None,
     class_names: list[str] | None = None,
     layout: dict[str, list[int]] | None = None,
 ) -> Dataset:

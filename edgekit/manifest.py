@@ -11,10 +11,11 @@ import datetime as dt
 import hashlib
 import importlib.metadata
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, TypeAdapter, ValidationError
 
 from edgekit import __version__
 from edgekit.errors import DataError, InputNotFoundError
@@ -101,6 +102,81 @@ class Parity(_Record):
     outputs: list[OutputParity] | None = Field(None, description="the same, per source output")
 
 
+ColourOrder = Literal["rgb", "bgr", "gray"]
+COLOUR_ORDERS: tuple[str, ...] = get_args(ColourOrder)
+
+
+class ImagePreprocessing(_Record):
+    """A camera frame or image file (BGR, 0..255) → the model's input."""
+
+    kind: Literal["image"]
+    size: tuple[PositiveInt, PositiveInt] | None = Field(None, description="(height, width) the image is resized to")
+    layout: Literal["NHWC", "NCHW"] = Field("NHWC", description="where the model wants the channels")
+    color: ColourOrder = Field("rgb", description="the channel order, or one grey channel")
+    resize: Literal["linear", "area"] = Field("linear", description="OpenCV's interpolation for the resize")
+    scale: float = Field(1.0, description="input = pixel × scale + offset")
+    offset: float = 0.0
+    dtype: str = Field("float32", description="the input's element type")
+
+
+class TokensPreprocessing(_Record):
+    """Text → token ids: split, look up in the vocabulary file beside the model, pad or cut."""
+
+    kind: Literal["tokens"]
+    vocabulary: str = Field(description="the vocabulary file's name, one token per line (its line is its id)")
+    lowercase: bool = True
+    split: Literal["whitespace"] = "whitespace"
+    max_len: PositiveInt
+    pad_id: int
+    oov_id: int = Field(description="the id of a token not in the vocabulary")
+    padding: Literal["pre", "post"] = "post"
+    dtype: str = "int32"
+
+
+class StandardizePreprocessing(_Record):
+    """Tabular features → (x − mean) ÷ std, per feature in this order."""
+
+    kind: Literal["standardize"]
+    features: list[str]
+    mean: list[float]
+    std: list[float]
+    dtype: str = "float32"
+
+
+class IdRange(_Record):
+    range: tuple[int, int] = Field(description="the smallest and largest id the model was trained on")
+    dtype: str = "int32"
+
+
+class IdsPreprocessing(_Record):
+    """Integer ids fed as they are (a recommender's user and item), each within its trained range."""
+
+    kind: Literal["ids"]
+    inputs: dict[str, IdRange]
+    output_range: tuple[float, float] | None = Field(None, description="the range the model's output is clipped to")
+
+
+# One record per kind; ``kind`` says which (an unknown kind is one line naming the known ones).
+Preprocessing = Annotated[
+    Union[ImagePreprocessing, TokensPreprocessing, StandardizePreprocessing, IdsPreprocessing],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+
+
+class GridPostprocessing(_Record):
+    """A YOLO-style grid head's geometry: how raw outputs become boxes (edgekit.tasks.detection)."""
+
+    kind: Literal["yolo-grid"]
+    image_size: tuple[PositiveInt, PositiveInt] = Field(description="(height, width) of the model input in pixels")
+    grid: tuple[PositiveInt, PositiveInt] = Field(description="(rows, cols) of the output grid")
+    anchors: list[tuple[float, float]] = Field(description="(width, height) of each anchor in input pixels")
+    num_classes: PositiveInt
+    score_threshold: float = 0.3
+    nms_iou: float = 0.45
+    layout: str | None = Field(None, description="the output's layout, for people")
+    box_format: str | None = Field(None, description="the boxes' format, for people")
+
+
 class Manifest(_Record):
     """The contract between the server and a device: what `edgekit convert` writes beside an
     artifact, and all a device with no TensorFlow needs to run it."""
@@ -118,8 +194,8 @@ class Manifest(_Record):
     dynamic_inputs: bool = False
     task: str | None = Field(None, description="classification, regression, detection … (edgekit.tasks)")
     labels: list[str] | None = None
-    preprocessing: dict[str, Any] | None = Field(None, description="how a camera frame becomes the input")
-    postprocessing: dict[str, Any] | None = Field(None, description="how the outputs become results")
+    preprocessing: Preprocessing | None = Field(None, description="how a camera frame, text or row becomes the input")
+    postprocessing: GridPostprocessing | None = Field(None, description="how the outputs become results")
     source: ManifestSource
     conversion: ManifestConversion
     parity: Parity = Field(description="how far the artifact's outputs are from the source's")
@@ -164,9 +240,14 @@ def parse_manifest(data: dict[str, Any], origin: str) -> Manifest:
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise DataError(f"{origin}: {where}: {first['msg']}", hint="re-run `edgekit convert` to rewrite it") from exc
+        raise _invalid(exc, origin, "re-run `edgekit convert` to rewrite it") from exc
+
+
+def _invalid(exc: ValidationError, origin: str, hint: str) -> DataError:
+    """pydantic's first complaint as one line: where in the file, and what."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    return DataError(f"{origin}: {where}: {first['msg']}", hint=hint)
 
 
 def manifest_path(artifact: Path) -> Path:
@@ -232,14 +313,62 @@ def read_example_description(model: Path) -> dict[str, Any] | None:
     return _read_json_if_present((model if model.is_dir() else model.parent) / "example.json")
 
 
-def model_description(model: Path) -> dict[str, Any]:
+_PREPROCESSING: TypeAdapter[Preprocessing] = TypeAdapter(Preprocessing)
+
+
+class _ExampleRecords(BaseModel):
+    """The records of an example.json that a manifest copies, checked alike; the rest is the example's own."""
+
+    model_config = ConfigDict(extra="ignore")
+    preprocessing: Preprocessing | None = None
+    postprocessing: GridPostprocessing | None = None
+
+
+@dataclass
+class ModelDescription:
+    """What a model is for and how data reaches it: the part of a manifest (or an example's
+    example.json) that conversion, comparison and the daemon read."""
+
+    task: str | None = None
+    labels: list[str] | None = None
+    preprocessing: Preprocessing | None = None
+    postprocessing: GridPostprocessing | None = None
+
+    @classmethod
+    def from_example(cls, found: dict[str, Any], origin: str) -> ModelDescription:
+        """The description from an example.json, its records checked as a manifest's are."""
+        if not isinstance(found, dict):
+            raise DataError(f"{origin} must hold a JSON object")
+        try:
+            records = _ExampleRecords.model_validate(found)
+        except ValidationError as exc:
+            raise _invalid(exc, origin, "re-run `edgekit examples train` to rewrite it") from exc
+        return cls(found.get("task"), found.get("labels"), records.preprocessing, records.postprocessing)
+
+    def with_preprocessing(self, given: dict[str, Any]) -> ModelDescription:
+        """This description with preprocessing fields given on the command line laid over its own."""
+        own = self.preprocessing.model_dump(exclude_unset=True) if self.preprocessing is not None else {}
+        if own.get("kind", given.get("kind")) != given.get("kind"):
+            own = {}  # flags describe an image; they replace a record of another kind
+        try:
+            merged = parse_preprocessing({**own, **given})
+        except ValidationError as exc:
+            raise _invalid(exc, "the image flags", "check --image-size, --color, --scale and --offset") from exc
+        return ModelDescription(self.task, self.labels, merged, self.postprocessing)
+
+
+def parse_preprocessing(data: dict[str, Any] | None) -> Preprocessing | None:
+    return None if data is None else _PREPROCESSING.validate_python(data)
+
+
+def model_description(model: Path) -> ModelDescription:
     """Task, labels, preprocessing and post-processing of a model: from its manifest, else its example.json."""
     if not model.exists():
         raise InputNotFoundError(f"model {model} does not exist")
     manifest = load_manifest(model)
     if manifest is not None:
-        return {key: getattr(manifest, key) for key in ("task", "labels", "preprocessing", "postprocessing")}
+        return ModelDescription(manifest.task, manifest.labels, manifest.preprocessing, manifest.postprocessing)
     found = read_example_description(model)
     if found:
-        return {key: found.get(key) for key in ("task", "labels", "preprocessing", "postprocessing")}
-    return {"task": None, "labels": None, "preprocessing": None, "postprocessing": None}
+        return ModelDescription.from_example(found, "example.json")
+    return ModelDescription()

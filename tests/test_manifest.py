@@ -7,7 +7,15 @@ import json
 import pytest
 
 from edgekit.errors import DataError
-from edgekit.manifest import MANIFEST_VERSION, Manifest, load_manifest, manifest_path
+from edgekit.manifest import (
+    MANIFEST_VERSION,
+    ImagePreprocessing,
+    Manifest,
+    ModelDescription,
+    load_manifest,
+    manifest_path,
+    model_description,
+)
 
 
 def _fields() -> dict:
@@ -63,9 +71,52 @@ def test_a_manifest_from_before_the_version_field_is_migrated(tmp_path) -> None:
         ({"inputs": [{"name": "x"}]}, "inputs.0.shape"),
         ({"brokr": 1}, "brokr"),
         ({"edgekit_manifest": "one"}, "version"),
+        ({"preprocessing": {"kind": "image", "size": [28, 28], "colour": "gray"}}, "preprocessing.image.colour"),
+        ({"preprocessing": {"kind": "image", "size": [28, 0]}}, "preprocessing.image.size.1"),
+        ({"preprocessing": {"kind": "audio"}}, "'image', 'tokens', 'standardize', 'ids'"),
+        ({"postprocessing": {"kind": "yolo-grid", "grid": [4, 4]}}, "postprocessing.image_size"),
     ],
 )
 def test_a_damaged_manifest_names_the_field(tmp_path, change: dict, says: str) -> None:
     with pytest.raises(DataError) as caught:
         load_manifest(_write(tmp_path, {**_fields(), **change}))
     assert says in caught.value.one_line() and "\n" not in caught.value.one_line()
+
+
+def test_preprocessing_reads_back_typed_and_writes_only_what_was_given(tmp_path) -> None:
+    image = {"kind": "image", "size": [28, 28], "color": "gray", "scale": 0.00392}
+    fields = {**_fields(), "preprocessing": image}
+    description = model_description(_write(tmp_path, fields))
+    assert isinstance(description.preprocessing, ImagePreprocessing)
+    assert description.preprocessing.size == (28, 28) and description.preprocessing.layout == "NHWC"  # the default
+    assert json.loads(Manifest.model_validate(fields).to_json())["preprocessing"] == image
+
+
+def test_an_example_json_is_checked_as_a_manifest_is(tmp_path) -> None:
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"")
+    (tmp_path / "example.json").write_text(json.dumps({"task": "regression", "preprocessing": {"kind": "ids"}}))
+    with pytest.raises(DataError) as caught:
+        model_description(model)
+    assert caught.value.one_line().startswith("example.json: preprocessing.ids.inputs: ")
+    (tmp_path / "example.json").write_text(json.dumps({"task": "regression"}))
+    assert model_description(model) == ModelDescription(task="regression")
+
+
+def test_image_flags_lay_over_the_examples_record_or_replace_another_kind() -> None:
+    image = ModelDescription(preprocessing=ImagePreprocessing(kind="image", size=(28, 28), color="gray"))
+    flags = {"kind": "image", "layout": "NHWC", "resize": "linear", "dtype": "float32", "scale": 0.5}
+    merged = image.with_preprocessing(flags).preprocessing
+    assert isinstance(merged, ImagePreprocessing) and (merged.size, merged.color, merged.scale) == (
+        (28, 28),
+        "gray",
+        0.5,
+    )
+    tokens = ModelDescription.from_example(
+        {"preprocessing": {"kind": "tokens", "vocabulary": "v.txt", "max_len": 8, "pad_id": 0, "oov_id": 1}}, "e"
+    )
+    replaced = tokens.with_preprocessing({**flags, "size": [8, 8]}).preprocessing
+    assert isinstance(replaced, ImagePreprocessing) and replaced.size == (8, 8)
+    with pytest.raises(DataError) as caught:
+        image.with_preprocessing({**flags, "color": "cmyk"})
+    assert caught.value.one_line().startswith("the image flags: image.color:")

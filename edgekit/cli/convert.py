@@ -14,6 +14,7 @@ from edgekit.data import DEFAULT_CALIBRATION_SAMPLES
 from edgekit.errors import ConfigError, DataError, InputNotFoundError, QualityGateFailed, UnknownNameError
 from edgekit.formats import FORMATS, get_format, parse_precision
 from edgekit.inputs import ShapeRequest
+from edgekit.manifest import COLOUR_ORDERS
 from edgekit.tasks import TASK_NAMES
 
 
@@ -72,7 +73,6 @@ def _print_report(report: dict[str, Any]) -> None:
     stdout.print(table)
 
 
-COLOURS = ("rgb", "bgr", "gray")
 # raw: outputs the daemon publishes as they are (named arrays, bounded), for a model it cannot decode.
 
 
@@ -99,8 +99,8 @@ def image_preprocessing(
             raise ConfigError(f"--image-size must look like HEIGHTxWIDTH (e.g. 28x28), got '{size}'")
         given["size"] = [int(match[1]), int(match[2])]
     if color is not None:
-        if color not in COLOURS:
-            raise UnknownNameError("colour order", color, COLOURS)
+        if color not in COLOUR_ORDERS:
+            raise UnknownNameError("colour order", color, COLOUR_ORDERS)
         given["color"] = color
     if scale is not None:
         given["scale"] = scale

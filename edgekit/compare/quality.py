@@ -11,6 +11,7 @@ import numpy as np
 
 from edgekit.data import Dataset
 from edgekit.errors import DataError
+from edgekit.manifest import GridPostprocessing
 from edgekit.tasks import CLASSIFICATION_TASKS
 from edgekit.tasks.metrics import classes_of, metric_drop, parity, task_metric
 
@@ -76,7 +77,7 @@ def compare_outputs(
     edge: list[np.ndarray],
     *,
     labels: list[str] | None = None,
-    postprocessing: dict[str, Any] | None = None,
+    postprocessing: GridPostprocessing | None = None,
 ) -> dict[str, Any]:
     """Everything the report says about quality for one edge artifact against the server."""
     notes: list[str] = []

@@ -26,7 +26,7 @@ from edgekit.compare.link import BreakEven, Link
 from edgekit.compare.quality import compare_outputs
 from edgekit.data import Dataset, Split, check_data_path, load_dataset, match_inputs
 from edgekit.errors import ConfigError, DataError, DeviceError, InputNotFoundError
-from edgekit.manifest import Manifest, artifact_size, load_manifest, model_description, size_of
+from edgekit.manifest import Manifest, ModelDescription, artifact_size, load_manifest, model_description, size_of
 from edgekit.outputs import atomic_file, check_output_file
 from edgekit.predict.profiles.host import machine_name
 
@@ -86,23 +86,23 @@ class EdgeSide:
     manifest: Manifest | None
 
 
-def _describe(request: CompareRequest) -> dict[str, Any]:
+def _describe(request: CompareRequest) -> ModelDescription:
     """Task, labels and preprocessing: from the local server model, else the first edge artifact."""
     if not request.server_is_url:
         found = model_description(Path(request.server))
-        if found.get("task"):
+        if found.task:
             return found
     for path in request.edge:
         found = model_description(path)
-        if found.get("task"):
+        if found.task:
             return found
-    return {"task": None, "labels": None, "preprocessing": None, "postprocessing": None}
+    return ModelDescription()
 
 
 def _load(
     path: Path,
     specs: list[Any],
-    description: dict[str, Any],
+    description: ModelDescription,
     limit: int | None,
     who: str,
     layout: dict[str, list[int]] | None = None,
@@ -112,8 +112,8 @@ def _load(
             path,
             Split.EVALUATION,
             specs,
-            preprocessing=description.get("preprocessing"),
-            class_names=description.get("labels"),
+            preprocessing=description.preprocessing,
+            class_names=description.labels,
             layout=layout,
         )
     except DataError as exc:
@@ -121,7 +121,7 @@ def _load(
     return data.subset(limit) if limit else data
 
 
-def _open_edges(request: CompareRequest, description: dict[str, Any]) -> list[EdgeSide]:
+def _open_edges(request: CompareRequest, description: ModelDescription) -> list[EdgeSide]:
     from edgekit.runtimes import load_runtime
 
     sides = []
@@ -246,7 +246,7 @@ def _edge_report(
     server_out: list[np.ndarray],
     server: dict[str, Any],
     request: CompareRequest,
-    desc: dict[str, Any],
+    desc: ModelDescription,
     device: tuple[Any, str | None] | None,
 ) -> dict[str, Any]:
     from edgekit.bench import BenchSettings, measure
@@ -256,8 +256,8 @@ def _edge_report(
     outputs = run_batched(side.runtime, side.data.inputs, whole=side.data.whole)  # keyed by input name
     edge_out = [outputs[spec.name] for spec in side.runtime.outputs]
     quality = compare_outputs(
-        desc.get("task"), side.data, server_out, edge_out, labels=desc.get("labels"),
-        postprocessing=desc.get("postprocessing"),
+        desc.task, side.data, server_out, edge_out, labels=desc.labels,
+        postprocessing=desc.postprocessing,
     )  # fmt: skip
     runtime_name = side.runtime.name
     shapes = side.data.sample_shapes()  # the edge runs at the data's own sizes: they are on the record
@@ -336,7 +336,7 @@ def compare(request: CompareRequest, progress: Progress = lambda _line: None) ->
         "edge": results,
         "agreement": {Path(r["artifact"]).name: r["quality"]["top1_agreement"] for r in results},
         "report": None,
-        "task": description.get("task"),
+        "task": description.task,
         "data": {"source": str(request.data), "samples": len(data), "labelled": data.labels is not None},
         "device": request.device,
         "link": server["latency"]["link"],

@@ -10,7 +10,7 @@ import numpy as np
 
 from edgekit.data import preprocess_image
 from edgekit.errors import ConfigError, DataError
-from edgekit.manifest import model_description
+from edgekit.manifest import GridPostprocessing, ImagePreprocessing, model_description
 from edgekit.runtimes.base import format_shape
 from edgekit.tasks import CLASSIFICATION_TASKS
 from edgekit.tasks.detection import GridSpec, detect
@@ -22,14 +22,15 @@ class ModelContract:
 
     task: str
     labels: list[str] | None
-    preprocessing: dict[str, Any]
-    postprocessing: dict[str, Any] | None
+    preprocessing: ImagePreprocessing
+    postprocessing: GridPostprocessing | None
+    size: tuple[int, int]  # (height, width) a frame is resized to
 
     @classmethod
     def for_model(cls, model: Path) -> ModelContract:
         description = model_description(model)
-        pre = description.get("preprocessing")
-        if not pre or pre.get("kind") != "image" or "size" not in pre:
+        pre = description.preprocessing
+        if not isinstance(pre, ImagePreprocessing) or pre.size is None:
             fmt = {".tflite": "tflite", ".onnx": "onnx", ".xml": "openvino"}.get(model.suffix, "tflite")
             raise ConfigError(
                 f"{model.name} has no image preprocessing in a manifest, so edgekit cannot feed it camera frames",
@@ -38,20 +39,21 @@ class ModelContract:
                 "model with `edgekit convert`",
             )
         return cls(
-            task=description.get("task") or "raw",
-            labels=description.get("labels"),
+            task=description.task or "raw",
+            labels=description.labels,
             preprocessing=pre,
-            postprocessing=description.get("postprocessing"),
+            postprocessing=description.postprocessing,
+            size=pre.size,
         )
 
     @property
     def channels_first(self) -> bool:
-        return str(self.preprocessing.get("layout", "NHWC")).upper() == "NCHW"
+        return self.preprocessing.layout == "NCHW"
 
     def frame_shape(self) -> tuple[int, ...]:
         """The model input one camera frame becomes: (1, H, W, C), or (1, C, H, W) for NCHW."""
-        height, width = self.preprocessing["size"]
-        channels = 1 if self.preprocessing.get("color") == "gray" else 3
+        height, width = self.size
+        channels = 1 if self.preprocessing.color == "gray" else 3
         return (1, channels, height, width) if self.channels_first else (1, height, width, channels)
 
     def check_input(self, spec: Any, model: Path) -> None:
@@ -93,7 +95,7 @@ class ModelContract:
                 if scores[i] >= threshold or i == order[0]
             ]
         if self.task == "detection" and self.postprocessing:
-            spec = GridSpec.from_dict(self.postprocessing)
+            spec = GridSpec.from_dict(self.postprocessing.model_dump())
             found = detect(output[0], spec, score_threshold=threshold)
             height, width = frame_shape[:2]
             sy, sx = height / spec.image_size[0], width / spec.image_size[1]

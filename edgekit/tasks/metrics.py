@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.data import Dataset
+from edgekit.manifest import GridPostprocessing
 from edgekit.tasks import CLASSIFICATION_TASKS
 from edgekit.tasks.detection import GridSpec, detect, mean_average_precision
 
@@ -32,7 +33,7 @@ def classes_of(task: str, output: np.ndarray) -> np.ndarray:
 
 
 def task_metric(
-    task: str, output: np.ndarray, data: Dataset, postprocessing: dict[str, Any] | None
+    task: str, output: np.ndarray, data: Dataset, postprocessing: GridPostprocessing | None
 ) -> MetricResult | None:
     """The example's metric on one output array, or None when the data has no labels for it."""
     if task in CLASSIFICATION_TASKS and data.labels is not None:
@@ -41,7 +42,7 @@ def task_metric(
         error = output.reshape(len(output), -1)[:, 0] - data.labels.reshape(-1)
         return MetricResult("rmse", float(np.sqrt(np.mean(error**2))))
     if task == "detection" and data.boxes is not None and postprocessing:
-        spec = GridSpec.from_dict(postprocessing)
+        spec = GridSpec.from_dict(postprocessing.model_dump())
         detections = [detect(raw, spec, score_threshold=0.01) for raw in output]
         height, width = spec.image_size
         truth = data.boxes * np.array([1, 1, width, height, width, height], dtype=np.float32)
