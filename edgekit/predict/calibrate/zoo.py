@@ -153,6 +153,17 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("xception", "Xception 224", _app("Xception")),
         Architecture("efficientnet_v2_b0", "EfficientNetV2-B0 224", _app("EfficientNetV2B0")),
         Architecture("inception_resnet_v2", "Inception-ResNet-v2 299", _app("InceptionResNetV2", 299)),
+        # The second unseen set of benchmarks/predict.py (issue 16): nowhere in calibration or references.
+        Architecture("inception_v3", "Inception-v3 299", _app("InceptionV3", 299)),
+        Architecture("resnet101", "ResNet-101 224", _app("ResNet101")),
+        Architecture("convnext_tiny", "ConvNeXt-Tiny 224", _app("ConvNeXtTiny")),
+        Architecture("densenet169", "DenseNet-169 224", _app("DenseNet169")),
+        Architecture("efficientnet_b2", "EfficientNet-B2 260", _app("EfficientNetB2", 260)),
+        Architecture(
+            "mobilenet_v3_small_minimalistic",
+            "MobileNetV3 Small minimalistic 224",
+            _app("MobileNetV3Small", minimalistic=True),
+        ),
         Architecture("squeezenet", "SqueezeNet 1.1 227", _squeezenet),
         Architecture("resnet18", "ResNet-18 224", _resnet18),
         *(Architecture(f"efficientnet_lite{i}", f"EfficientNet-Lite{i}", _efficientnet_lite(i)) for i in range(5)),
