@@ -75,6 +75,8 @@ def test_a_manifest_from_before_the_version_field_is_migrated(tmp_path) -> None:
         ({"preprocessing": {"kind": "image", "size": [28, 0]}}, "preprocessing.image.size.1"),
         ({"preprocessing": {"kind": "audio"}}, "'image', 'tokens', 'standardize', 'ids'"),
         ({"postprocessing": {"kind": "yolo-grid", "grid": [4, 4]}}, "postprocessing.image_size"),
+        ({"preprocessing": {"kind": "image", "size": [28, 28], "dtype": "float33"}}, "not an element type"),
+        ({"preprocessing": {"kind": "ids", "inputs": {"user": {"range": [9, 0]}}}}, "runs backwards"),
     ],
 )
 def test_a_damaged_manifest_names_the_field(tmp_path, change: dict, says: str) -> None:
@@ -119,4 +121,22 @@ def test_image_flags_lay_over_the_examples_record_or_replace_another_kind() -> N
     assert isinstance(replaced, ImagePreprocessing) and replaced.size == (8, 8)
     with pytest.raises(DataError) as caught:
         image.with_preprocessing({**flags, "color": "cmyk"})
-    assert caught.value.one_line().startswith("the image flags: image.color:")
+    assert caught.value.one_line().startswith("the preprocessing given: image.color:")
+
+
+def test_a_written_image_record_keeps_the_examples_order_and_any_case_of_layout(tmp_path) -> None:
+    # digits-cnn's record, as the example writes it
+    record = {"kind": "image", "layout": "NHWC", "size": [28, 28], "color": "gray", "resize": "linear",
+              "scale": 1 / 255, "offset": 0.0, "dtype": "float32"}  # fmt: skip
+    written = Manifest.model_validate({**_fields(), "preprocessing": record}).to_json()
+    assert list(json.loads(written)["preprocessing"].items()) == list(record.items())  # key for key, in order
+    lower = model_description(_write(tmp_path, {**_fields(), "preprocessing": {**record, "layout": "nchw"}}))
+    assert isinstance(lower.preprocessing, ImagePreprocessing) and lower.preprocessing.layout == "NCHW"
+
+
+def test_fields_given_without_a_kind_lay_over_the_record() -> None:
+    image = ModelDescription(preprocessing=ImagePreprocessing(kind="image", size=(28, 28), color="gray"))
+    merged = image.with_preprocessing({"size": [32, 32]}).preprocessing
+    assert isinstance(merged, ImagePreprocessing) and (merged.size, merged.color) == ((32, 32), "gray")
+    alone = ModelDescription().with_preprocessing({"size": [8, 8]}).preprocessing
+    assert isinstance(alone, ImagePreprocessing) and alone.size == (8, 8)

@@ -13,12 +13,27 @@ import importlib.metadata
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from edgekit import __version__
 from edgekit.errors import DataError, InputNotFoundError
+from edgekit.manifest.processing import (
+    COLOUR_ORDERS,
+    GridPostprocessing,
+    IdsPreprocessing,
+    ImagePreprocessing,
+    Preprocessing,
+    StandardizePreprocessing,
+    TokensPreprocessing,
+)
+
+__all__ = [  # the processing records are part of the manifest's contract: importable from here
+    "COLOUR_ORDERS", "GridPostprocessing", "IdsPreprocessing", "ImagePreprocessing", "Manifest",
+    "ModelDescription", "Preprocessing", "StandardizePreprocessing", "TokensPreprocessing",
+    "load_manifest", "manifest_path", "model_description", "parse_manifest",
+]  # fmt: skip
 
 # The manifest's version, written as ``edgekit_manifest``. A newer one is refused in one line;
 # an older one is migrated on load (``_MIGRATIONS``).
@@ -100,81 +115,6 @@ class Parity(_Record):
     relative_max_error: float | None = Field(None, description="the largest relative error over all outputs")
     snr_db: float = Field(description="the lowest signal-to-noise over all outputs")
     outputs: list[OutputParity] | None = Field(None, description="the same, per source output")
-
-
-ColourOrder = Literal["rgb", "bgr", "gray"]
-COLOUR_ORDERS: tuple[str, ...] = get_args(ColourOrder)
-
-
-class ImagePreprocessing(_Record):
-    """A camera frame or image file (BGR, 0..255) → the model's input."""
-
-    kind: Literal["image"]
-    size: tuple[PositiveInt, PositiveInt] | None = Field(None, description="(height, width) the image is resized to")
-    layout: Literal["NHWC", "NCHW"] = Field("NHWC", description="where the model wants the channels")
-    color: ColourOrder = Field("rgb", description="the channel order, or one grey channel")
-    resize: Literal["linear", "area"] = Field("linear", description="OpenCV's interpolation for the resize")
-    scale: float = Field(1.0, description="input = pixel × scale + offset")
-    offset: float = 0.0
-    dtype: str = Field("float32", description="the input's element type")
-
-
-class TokensPreprocessing(_Record):
-    """Text → token ids: split, look up in the vocabulary file beside the model, pad or cut."""
-
-    kind: Literal["tokens"]
-    vocabulary: str = Field(description="the vocabulary file's name, one token per line (its line is its id)")
-    lowercase: bool = True
-    split: Literal["whitespace"] = "whitespace"
-    max_len: PositiveInt
-    pad_id: int
-    oov_id: int = Field(description="the id of a token not in the vocabulary")
-    padding: Literal["pre", "post"] = "post"
-    dtype: str = "int32"
-
-
-class StandardizePreprocessing(_Record):
-    """Tabular features → (x − mean) ÷ std, per feature in this order."""
-
-    kind: Literal["standardize"]
-    features: list[str]
-    mean: list[float]
-    std: list[float]
-    dtype: str = "float32"
-
-
-class IdRange(_Record):
-    range: tuple[int, int] = Field(description="the smallest and largest id the model was trained on")
-    dtype: str = "int32"
-
-
-class IdsPreprocessing(_Record):
-    """Integer ids fed as they are (a recommender's user and item), each within its trained range."""
-
-    kind: Literal["ids"]
-    inputs: dict[str, IdRange]
-    output_range: tuple[float, float] | None = Field(None, description="the range the model's output is clipped to")
-
-
-# One record per kind; ``kind`` says which (an unknown kind is one line naming the known ones).
-Preprocessing = Annotated[
-    Union[ImagePreprocessing, TokensPreprocessing, StandardizePreprocessing, IdsPreprocessing],  # noqa: UP007
-    Field(discriminator="kind"),
-]
-
-
-class GridPostprocessing(_Record):
-    """A YOLO-style grid head's geometry: how raw outputs become boxes (edgekit.tasks.detection)."""
-
-    kind: Literal["yolo-grid"]
-    image_size: tuple[PositiveInt, PositiveInt] = Field(description="(height, width) of the model input in pixels")
-    grid: tuple[PositiveInt, PositiveInt] = Field(description="(rows, cols) of the output grid")
-    anchors: list[tuple[float, float]] = Field(description="(width, height) of each anchor in input pixels")
-    num_classes: PositiveInt
-    score_threshold: float = 0.3
-    nms_iou: float = 0.45
-    layout: str | None = Field(None, description="the output's layout, for people")
-    box_format: str | None = Field(None, description="the boxes' format, for people")
 
 
 class Manifest(_Record):
@@ -348,12 +288,13 @@ class ModelDescription:
     def with_preprocessing(self, given: dict[str, Any]) -> ModelDescription:
         """This description with preprocessing fields given on the command line laid over its own."""
         own = self.preprocessing.model_dump(exclude_unset=True) if self.preprocessing is not None else {}
-        if own.get("kind", given.get("kind")) != given.get("kind"):
-            own = {}  # flags describe an image; they replace a record of another kind
+        kind = given.get("kind", own.get("kind", "image"))  # fields given alone are an image's
+        if own.get("kind", kind) != kind:
+            own = {}  # a record of another kind is replaced, not mixed with this one
         try:
-            merged = parse_preprocessing({**own, **given})
+            merged = parse_preprocessing({**own, **given, "kind": kind})
         except ValidationError as exc:
-            raise _invalid(exc, "the image flags", "check --image-size, --color, --scale and --offset") from exc
+            raise _invalid(exc, "the preprocessing given", "check --image-size, --color, --scale and --offset") from exc
         return ModelDescription(self.task, self.labels, merged, self.postprocessing)
 
 
