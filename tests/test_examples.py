@@ -159,7 +159,14 @@ def test_interrupted_training_leaves_nothing(tmp_path: Path, signum: int) -> Non
     # The temporary folder exists while training runs ...
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".digits.partial-")]
     process.send_signal(signum)
-    _, rest = process.communicate(timeout=60)
+    try:
+        _, rest = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)  # where it is stuck, every thread (edgekit's faulthandler)
+        time.sleep(2)
+        process.kill()
+        _, rest = process.communicate()
+        pytest.fail(f"no exit 60 s after signal {signum}; its threads:\n{rest[-6000:]}")
     assert process.returncode == Interrupted.exit_code, seen + rest
     assert "Traceback" not in rest
     assert "interrupted" in rest

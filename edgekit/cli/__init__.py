@@ -6,6 +6,7 @@ a bug and says so in one line. ``--debug`` (or EDGEKIT_DEBUG=1) shows the traceb
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import sys
@@ -106,6 +107,9 @@ def _terminate_as_interrupt(signum: int, frame: object) -> None:
 
 def _install_signal_handlers() -> None:
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    if hasattr(signal, "SIGUSR1"):
+        # `kill -USR1 <pid>` prints where every thread is, on stderr: for a run that seems stuck.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     # A library's worker processes forked from edgekit (a multiprocessing pool inside a converter)
     # are stopped with SIGTERM when the pool closes: they die of it as they would anywhere else,
     # instead of each printing a KeyboardInterrupt traceback under edgekit's one line.
