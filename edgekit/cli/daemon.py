@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
-import queue
 import sys
 import time
 from pathlib import Path
@@ -122,8 +122,10 @@ def watch(
         raise ConfigError(f"--count must be at least 1, got {count}")
     # The MQTT client's thread only queues what arrives; this thread prints. A print that blocks
     # (a pipe nobody reads, a paused pager) then blocks this thread, where Ctrl-C interrupts it,
-    # and never the client's, which the clean-up below joins.
-    arrived: queue.Queue[str] = queue.Queue()
+    # and never the client's, which the clean-up below joins. A deque and a short sleep, not a
+    # queue.Queue: Ctrl-C landing inside Queue.get can leave its lock held, and the client's
+    # thread would then wait on that lock for ever while the clean-up waits for the thread.
+    arrived: collections.deque[str] = collections.deque()
 
     def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         # Runs on every (re)connect: a restarted broker gets the subscription again.
@@ -137,9 +139,9 @@ def watch(
                 payload: Any = json.loads(text)
             except json.JSONDecodeError:
                 payload = text
-            arrived.put(json.dumps({"topic": message.topic, "payload": payload}))
+            arrived.append(json.dumps({"topic": message.topic, "payload": payload}))
         else:
-            arrived.put(f"{time.strftime('%H:%M:%S')} {message.topic} {text}")
+            arrived.append(f"{time.strftime('%H:%M:%S')} {message.topic} {text}")
 
     def make_client(protocol: int) -> Any:
         client = new_client(protocol)
@@ -155,10 +157,10 @@ def watch(
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
-            try:
-                line = arrived.get(timeout=0.5 if left is None else min(0.5, left))
-            except queue.Empty:
+            if not arrived:
+                time.sleep(0.02 if left is None else max(0.0, min(0.02, left)))
                 continue
+            line = arrived.popleft()
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
             seen += 1
