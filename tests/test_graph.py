@@ -170,3 +170,25 @@ def test_analyze_cli_reports_the_xnnpack_partitions(cli, small_models: dict[str,
     assert f"{graph.partitions} partition" in line
     for kind in {op.kind for op in graph.ops if not op.delegated}:
         assert kind in line
+
+
+def test_convnext_style_layers_are_priced_at_the_size_they_run(tmp_path: Path) -> None:
+    """ConvNeXt's two layer kinds: a Dense on a 4-D tensor (under a dynamic batch TFLite computes
+    its reshape while it runs, so its tensors keep a placeholder size when allocated) and a 7×7
+    convolution grouped one channel per group (priced as the depthwise convolution it is)."""
+    import keras
+
+    from edgekit.converters.keras_to_tflite import TFLiteOptions, keras_to_tflite
+    from edgekit.formats import Precision
+    from edgekit.predict.graph.features import Features
+
+    inputs = keras.Input((8, 8, 16))
+    x = keras.layers.Conv2D(16, 7, padding="same", groups=16)(inputs)
+    outputs = keras.layers.Dense(32)(x)
+    path = keras_to_tflite(keras.Model(inputs, outputs), tmp_path / "m.tflite", TFLiteOptions(Precision.FP32))
+    graph = analyze(path)
+    assert {op.kind for op in graph.ops} >= {"SHAPE", "FULLY_CONNECTED", "CONV_2D"}
+    totals = graph.by_class()
+    assert totals[OpClass.MATMUL].macs == 8 * 8 * 16 * 32
+    assert totals[OpClass.DEPTHWISE].macs == 8 * 8 * 16 * 49
+    assert Features.from_graph(graph).large_depthwise_macs == 8 * 8 * 16 * 49

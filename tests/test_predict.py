@@ -283,3 +283,52 @@ def test_a_model_outside_the_references_gets_a_wider_band_and_says_why(tflite_mo
     assert small.high_ms / small.latency_ms == pytest.approx(high * WIDENING[1])
     # One of the references' own architectures is inside what they cover.
     assert extrapolations(pixel4, "cpu", "fp32", 1, reference_features("mobilenet_v2", "fp32")) == []
+
+
+def test_a_calibration_raises_a_reported_clock_its_measurements_prove_too_low() -> None:
+    """A VM reporting its base clock: a run faster than peak at that clock proves a higher one,
+    and the compute floor then sits below the measurement instead of above it."""
+    from edgekit.predict.calibrate.clock import with_proven_clock
+    from edgekit.predict.cost.fit import Point
+    from edgekit.predict.cost.prior import macs_per_cycle
+    from edgekit.predict.graph.features import TERMS, Features
+
+    profile = load_profile("x86-cpu")
+    reported = profile.cpu.clusters[0].clock_ghz
+    extra = {"precision": "fp32", "unknown_ops": 0, "flops": 0.0, "weight_bytes": 0, "peak_activation_bytes": 0}
+    macs = 1e9
+    features = Features.from_dict({**dict.fromkeys(TERMS, 0.0), "conv_macs": macs, **extra})
+    at_reported_peak_ms = macs / (macs_per_cycle(profile, "fp32") * reported * 1e9) * 1000
+    slow = [Point("slow", "tflite", "fp32", 1, features, at_reported_peak_ms * 2)]
+    assert with_proven_clock(profile, slow) is profile  # nothing proves more than what is reported
+
+    fast = [*slow, Point("fast", "tflite", "fp32", 1, features, at_reported_peak_ms / 1.2)]
+    raised = with_proven_clock(profile, fast)
+    assert raised.cpu.clusters[0].clock_ghz == pytest.approx(reported * 1.2, rel=1e-3)
+    assert "clock raised from the reported" in raised.cpu.source and "fast (tflite fp32" in raised.cpu.source
+
+
+def test_a_calibrated_prediction_says_where_it_extrapolates() -> None:
+    """A model whose time rests on a term no calibration model exercised, or that runs far
+    longer than any of them, is predicted by extrapolation: the basis says so."""
+    from edgekit.predict.cost.coverage import calibration_extrapolations, term_shares
+    from edgekit.predict.graph.features import TERMS, Features
+    from edgekit.predict.profiles import CalibrationFit
+
+    extra = {"precision": "fp32", "unknown_ops": 0, "flops": 0.0, "weight_bytes": 0, "peak_activation_bytes": 0}
+
+    def model(**amounts: float) -> Features:
+        return Features.from_dict({**dict.fromkeys(TERMS, 0.0), **amounts, **extra})
+
+    coefficients = {t: 1e-9 for t in TERMS}
+    calibration = [model(conv_macs=2e6, ops=1e5), model(matmul_macs=1e6, conv_macs=1e6)]
+    shares = term_shares(np.array(list(coefficients.values())), calibration)
+    fit = CalibrationFit(
+        engine="tflite", precision="fp32", threads=1, coefficients=coefficients, residual_low=0.9,
+        residual_high=1.1, points={"a": 2.1, "b": 2.0}, term_shares=shares,
+    )  # fmt: skip
+    assert calibration_extrapolations(fit, model(conv_macs=1.5e6, matmul_macs=0.5e6)) == []
+    (found,) = calibration_extrapolations(fit, model(conv_macs=1e6, large_depthwise_macs=1e6))
+    assert found == "50% of its time is large_depthwise_macs, at most 0% in any calibration model"
+    (found,) = calibration_extrapolations(fit, model(conv_macs=2e7))
+    assert found == "9.5× the slowest calibration model"

@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import DeviceError
+from edgekit.predict.calibrate.clock import with_proven_clock
 from edgekit.predict.calibrate.synthetic import SYNTHETIC, build_synthetic
+from edgekit.predict.cost.coverage import term_shares
 from edgekit.predict.cost.fit import Point, fit, leave_one_out
 from edgekit.predict.cost.prior import prior_coefficients
 from edgekit.predict.graph import analyze
@@ -196,7 +198,9 @@ def fit_profile(
     profile: DeviceProfile, points: list[Point], engines: list[str], precisions: list[str], threads: list[int],
     command: str,
 ) -> DeviceProfile:  # fmt: skip
-    """``profile`` with a calibration fitted to ``points``: per engine, precision and threads."""
+    """``profile`` with a calibration fitted to ``points``: per engine, precision and threads, at
+    the clock the points prove (the prior and the compute floor both rest on it)."""
+    profile = with_proven_clock(profile, points)
     fits = []
     for engine in engines:
         for precision in precisions:
@@ -225,6 +229,7 @@ def fit_profile(
                         residual_high=round(max(high, 1.05), 4),
                         points={p.model: round(p.measured_ms, 4) for p in chosen},
                         leave_one_out_errors=held_out,
+                        term_shares=term_shares(coefficients, [p.features for p in chosen]),
                     )
                 )
     calibration = Calibration(measured_on=dt.date.today().isoformat(), command=command, fits=fits)

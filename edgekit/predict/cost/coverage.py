@@ -14,7 +14,7 @@ import numpy as np
 from edgekit.predict.cost.fit import arithmetic_of
 from edgekit.predict.cost.prior import clock_for, prior_coefficients
 from edgekit.predict.graph.features import TERMS, Features
-from edgekit.predict.profiles import DeviceProfile
+from edgekit.predict.profiles import CalibrationFit, DeviceProfile
 from edgekit.predict.profiles.references import reference_features
 
 # A term carrying this much more of the model's prior cost than of any reference's.
@@ -58,6 +58,38 @@ def extrapolations(source: DeviceProfile, processor: str, precision: str, thread
     elif size < min(sizes) / SIZE_MARGIN:
         found.append(f"{min(sizes) / size:.1f}× smaller than the smallest reference")
     return found
+
+
+def calibration_extrapolations(fit: CalibrationFit, model: Features) -> list[str]:
+    """What about ``model`` lies outside what a calibration fit was measured on: a term carrying
+    far more of its time than of any calibration model's, or a time far beyond theirs."""
+    coefficients = np.array([fit.coefficients.get(t, 0.0) for t in TERMS])
+    parts = _contributions(coefficients, model)
+    if parts.sum() <= 0:
+        return []
+    found = []
+    if fit.term_shares is not None:
+        for term, mine in zip(TERMS, parts / parts.sum(), strict=True):
+            most = fit.term_shares.get(term, 0.0)
+            if mine > most + SHARE_MARGIN:
+                found.append(f"{mine:.0%} of its time is {term}, at most {most:.0%} in any calibration model")
+    times = [ms for ms in fit.points.values() if ms > 0]
+    size_ms = float(parts.sum()) * 1000.0
+    if times and size_ms > max(times) * SIZE_MARGIN:
+        found.append(f"{size_ms / max(times):.1f}× the slowest calibration model")
+    elif times and size_ms < min(times) / SIZE_MARGIN:
+        found.append(f"{min(times) / size_ms:.1f}× faster than the fastest calibration model")
+    return found
+
+
+def term_shares(coefficients: np.ndarray, models: list[Features]) -> dict[str, float]:
+    """Each term's largest share of a model's fitted time among ``models`` (a calibration's)."""
+    most = np.zeros(len(TERMS))
+    for x in models:
+        parts = _contributions(coefficients, x)
+        if parts.sum() > 0:
+            most = np.maximum(most, parts / parts.sum())
+    return {t: round(float(v), 4) for t, v in zip(TERMS, most, strict=True)}
 
 
 def widened(band: tuple[float, float]) -> tuple[float, float]:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import ConfigError, DeviceError, UnknownNameError
-from edgekit.predict.cost.coverage import extrapolations, widened
+from edgekit.predict.cost.coverage import calibration_extrapolations, extrapolations, widened
 from edgekit.predict.cost.fit import band_from_references, fit_references
 from edgekit.predict.cost.prior import (
     DEFAULT_PARALLEL_FRACTION,
@@ -132,12 +132,22 @@ def _calibrated_seconds(profile: DeviceProfile, engine: str, precision: str, thr
         # A profile calibrated before a term existed has no coefficient for it: it was zero there.
         return float(np.array([fit.coefficients.get(t, 0.0) for t in TERMS]) @ x.vector())
 
+    def judged(result: tuple[float, tuple[float, float], str], fit: Any) -> tuple[float, tuple[float, float], str]:
+        value, band, basis = result
+        outside = calibration_extrapolations(fit, x)
+        if outside:
+            return value, widened(band), f"{basis}; extrapolates ({'; '.join(outside)}): band widened"
+        return result
+
     if exact:
         fit = exact[0]
-        return (
-            seconds(fit),
-            (fit.residual_low, fit.residual_high),
-            f"calibrated on this machine ({fit.threads} thread{'s' if fit.threads > 1 else ''})",
+        return judged(
+            (
+                seconds(fit),
+                (fit.residual_low, fit.residual_high),
+                f"calibrated on this machine ({fit.threads} thread{'s' if fit.threads > 1 else ''})",
+            ),
+            fit,
         )
     by_threads = sorted(fits, key=lambda f: f.threads)
     t1 = seconds(by_threads[0])
@@ -149,7 +159,8 @@ def _calibrated_seconds(profile: DeviceProfile, engine: str, precision: str, thr
     scaled = t1 * amdahl(threads, fraction) / amdahl(by_threads[0].threads, fraction)
     low = min(f.residual_low for f in fits) * 0.95
     high = max(f.residual_high for f in fits) * 1.05
-    return scaled, (low, high), f"calibrated on this machine, scaled to {threads} threads (Amdahl, f={fraction:.2f})"
+    basis = f"calibrated on this machine, scaled to {threads} threads (Amdahl, f={fraction:.2f})"
+    return judged((scaled, (low, high), basis), by_threads[0])
 
 
 def predict(

@@ -122,6 +122,14 @@ class Features:
         """Every number of ``to_dict`` without the precision: what a recorded run keeps."""
         return {k: v for k, v in asdict(self).items() if k != "precision"}
 
+    @property
+    def macs(self) -> float:
+        """Every MAC of the compute operators, whatever term prices it (what the compute floor counts)."""
+        return (
+            self.conv_macs + self.depthwise_macs + self.depthwise_tail_macs + self.large_depthwise_macs
+            + self.matmul_macs + self.float_macs + self.generic_depthwise_macs
+        )  # fmt: skip
+
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, term) for term in TERMS], dtype=np.float64)
 

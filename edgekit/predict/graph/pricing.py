@@ -35,6 +35,14 @@ def _is_depthwise(op: Op) -> bool:
     if kind in ("CONV", "QLINEARCONV", "CONVINTEGER", "FUSEDCONV") and group > 1:
         weights = weight(op)
         return weights is not None and len(weights.shape) >= 2 and weights.shape[1] == 1
+    if kind == "CONV_2D":
+        # A grouped TFLite convolution of one input channel per group (Keras Conv2D(groups=C), as
+        # ConvNeXt writes its 7×7 depthwise layers): [O, kh, kw, 1] over C > 1 input channels.
+        # XNNPACK runs it through its depthwise kernels, at their per-MAC cost.
+        weights = weight(op)
+        data = [t for t in op.inputs if not t.constant]
+        channels = data[0].shape[-1] if data and data[0].shape else 1
+        return weights is not None and len(weights.shape) == 4 and weights.shape[3] == 1 and channels > 1
     if kind == "GROUPCONVOLUTION":
         weights = weight(op)  # [G, O/G, I/G, kh, kw]
         return weights is not None and len(weights.shape) == 5 and weights.shape[1] == 1 and weights.shape[2] == 1
@@ -61,7 +69,7 @@ def _macs(op: Op, op_class: OpClass) -> int:
     weights = weight(op)
     w = weights.shape if weights is not None else ()
     if op_class is OpClass.DEPTHWISE:
-        if kind == "DEPTHWISE_CONV_2D" and len(w) == 4:  # [1, kh, kw, C*m]
+        if kind in ("DEPTHWISE_CONV_2D", "CONV_2D") and len(w) == 4:  # [1, kh, kw, C*m]; grouped [O, kh, kw, 1]
             return out_elems * w[1] * w[2]
         if len(w) >= 3:  # ONNX [C, 1, kh, kw]; OpenVINO [G, 1, 1, kh, kw]
             return out_elems * math.prod(w[-2:])

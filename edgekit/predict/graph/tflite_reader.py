@@ -28,12 +28,15 @@ def read_tflite(path: Path, shapes: Shapes, feeds: Any = None) -> tuple[list[Op]
     with mapped(LITERT_RESHAPE, f"{path.name} cannot take input shapes {describe_shapes(shapes)}"):
         _resize(interpreter, shapes)
     undelegated, partitions = _delegation(interpreter)
-    if resized or not partitions:
+    run_time_shapes = any(str(op["op_name"]) in RUN_TIME_SHAPE_OPS for op in ops_details)
+    if resized or not partitions or run_time_shapes:
         # Shapes from LiteRT's own kernels: inside an XNNPACK partition the tensors of a resized
         # input keep their placeholder sizes after allocation (and after invoke). Only then:
         # LiteRT 2.3's reference kernels abort (SIGABRT, uncatchable) allocating some int8 graphs
         # that XNNPACK takes, such as 150 chained int8 ADDs.
         interpreter = _allocated_without_delegate(path, shapes)
+        if run_time_shapes:
+            _propagate_run_time_shapes(interpreter, feeds)
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
     produced = {int(i) for op in ops_details for i in op["outputs"]}
     graph_inputs = {d["index"] for d in interpreter.get_input_details()}
@@ -59,6 +62,29 @@ def read_tflite(path: Path, shapes: Shapes, feeds: Any = None) -> tuple[list[Op]
         for index, op in enumerate(ops_details)
     ]
     return ops, [tensor(i) for i in sorted(graph_inputs)], "tflite"
+
+
+# A graph that computes shapes while it runs (a Keras Dense on a 4-D tensor under a dynamic batch
+# becomes SHAPE → GATHER → PACK → RESHAPE around each FULLY_CONNECTED) has tensors that keep a
+# placeholder size until an inference sizes them: ConvNeXt-Tiny's pointwise layers read as 27
+# MMACs allocated and 4.2 GMACs after one inference.
+RUN_TIME_SHAPE_OPS = frozenset({"SHAPE"})
+
+
+def _propagate_run_time_shapes(interpreter: Any, feeds: Any) -> None:
+    """One inference with LiteRT's own kernels, so every tensor has the size it runs at: the
+    given feeds where they fit, zeros otherwise (any value sizes a shape-computing graph)."""
+    for detail in interpreter.get_input_details():
+        shape, dtype = tuple(int(x) for x in detail["shape"]), np.dtype(detail["dtype"])
+        given = None if feeds is None else feeds.get(detail["name"])
+        value = np.asarray(given) if given is not None else None
+        if value is None or value.shape != shape or value.dtype != dtype:
+            value = np.zeros(shape, dtype)
+        interpreter.set_tensor(detail["index"], value)
+    try:
+        interpreter.invoke()
+    except (RuntimeError, ValueError):  # noqa: S110 - the allocated sizes stay: a lower bound, as before
+        pass
 
 
 def _resize(interpreter: Any, shapes: Shapes) -> None:

@@ -146,6 +146,12 @@ class CalibrationFit(_Strict):
     leave_one_out_errors: dict[str, float] | None = Field(
         None, description="calibration model → predicted / measured − 1 by a fit made without that model"
     )
+    term_shares: dict[str, float] | None = Field(
+        None,
+        description="cost term → the largest share of a calibration model's fitted time it carries (what a "
+        "prediction is judged against: a model whose time rests on a term no calibration model exercised "
+        "extrapolates)",
+    )
 
 
 def check_cost_terms(value: dict[str, Any]) -> dict[str, Any]:
