@@ -49,7 +49,9 @@ def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def run_daemon(model: Path, video: Path, port: int, frames: int, work: Path, device: str) -> dict:
+def run_daemon(
+    model: Path, video: Path, port: int, frames: int, work: Path, device: str, inference: str = "in-process"
+) -> dict:
     config = DaemonConfig(
         model=model,
         source=str(video),
@@ -60,6 +62,7 @@ def run_daemon(model: Path, video: Path, port: int, frames: int, work: Path, dev
         threads=1,
         buffer=work / f"{device}.sqlite",
         stats_interval=60,
+        inference=inference,
     )
     return Daemon(config).run()
 
@@ -73,7 +76,9 @@ def model_only_rate(model: Path, runs: int) -> float:
 PIPELINE_GOAL = 0.95
 
 
-def pipeline_vs_model(mobilenet: Path, video: Path, port: int, frames: int, work: Path) -> list[str]:
+def pipeline_vs_model(
+    mobilenet: Path, video: Path, port: int, frames: int, work: Path, inference: str = "in-process"
+) -> list[str]:
     """Five pairs, each an end-to-end run bracketed by a model-only run before and after (as many
     invokes as the run has results): the pair's reference is the mean of the two, so a machine
     that speeds up or slows down during the pair moves both sides of the ratio alike."""
@@ -84,7 +89,7 @@ def pipeline_vs_model(mobilenet: Path, video: Path, port: int, frames: int, work
     ratios = []
     for pair in range(5):
         before = model_only_rate(mobilenet, frames)
-        summary = run_daemon(mobilenet, video, port, frames, work, f"mnv2-{pair}")
+        summary = run_daemon(mobilenet, video, port, frames, work, f"mnv2-{pair}", inference)
         after = model_only_rate(mobilenet, frames)
         ratio = summary["results_per_s"] / ((before + after) / 2)
         ratios.append(ratio)
@@ -217,6 +222,9 @@ def main() -> None:
     parser.add_argument("--soak", type=int, default=20_000, help="frames in the soak run")
     parser.add_argument("--no-write", action="store_true", help="print the tables, leave RESULTS.md alone")
     parser.add_argument("--only-pipeline", action="store_true", help="only part 1, printed (implies --no-write)")
+    parser.add_argument(
+        "--inference", choices=("in-process", "process"), default="in-process", help="where the daemon runs the model"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-daemon-") as tmp:
         work = Path(tmp)
@@ -248,7 +256,7 @@ def main() -> None:
                 )["artifact"]
             )
             if args.only_pipeline:
-                for row in pipeline_vs_model(mobilenet, video, broker.port, args.frames, work):
+                for row in pipeline_vs_model(mobilenet, video, broker.port, args.frames, work, args.inference):
                     print(row)
                 return
             shapes = Path(train_example("shapes-detector", work / "shapes", seed=0)["out"])
@@ -262,7 +270,7 @@ def main() -> None:
                     )
                 )["artifact"]
             )
-            throughput = pipeline_vs_model(mobilenet, video, broker.port, args.frames, work)
+            throughput = pipeline_vs_model(mobilenet, video, broker.port, args.frames, work, args.inference)
             stages = detector_stages(detector, video, broker.port, max(args.frames, 2000), work)
             latency = publish_latency(broker.port, work)
             memory = soak(detector, video, broker.port, args.soak, work)

@@ -26,19 +26,31 @@ OPSET = 17
 TF2ONNX_LOGGERS = ("tf2onnx",)
 
 
+# Garbage the optimizer passes may leave before a collection runs: a full collection in a process
+# holding TensorFlow takes a noticeable fraction of a second, so not before every pass of every
+# small graph, only once the copies have grown this much.
+COLLECT_AFTER_BYTES = 256 * 1024 * 1024
+
+
 def collecting_optimizers() -> dict[str, Callable[[], Any]]:
-    """tf2onnx's optimizer passes, each started after a garbage collection.
+    """tf2onnx's optimizer passes, each started after a garbage collection when memory grew.
 
     tf2onnx deep-copies the whole graph, weights included, before every pass so that it can fall
     back when one fails; the copies are cyclic, and the collector rarely runs a full collection
     in a process that holds TensorFlow's many long-lived objects, so they pile up: converting
     Xception peaked at 7.0 GB, and at 2.4 GB (TensorFlow's own graph optimisation) with a
     collection before each pass. Same passes, same order, same graph."""
+    import psutil
     from tf2onnx.optimizer import _get_optimizers
+
+    process = psutil.Process()
+    collected_at = [process.memory_info().rss]
 
     def collected(factory: Callable[[], Any]) -> Callable[[], Any]:
         def make() -> Any:
-            gc.collect()
+            if process.memory_info().rss > collected_at[0] + COLLECT_AFTER_BYTES:
+                gc.collect()
+                collected_at[0] = process.memory_info().rss
             return factory()
 
         return make

@@ -85,3 +85,26 @@ def example_copy(trained, tmp_path):
         return Path(shutil.copytree(trained[name], tmp_path / name))
 
     return copy
+
+
+@pytest.fixture(scope="module")
+def detector(trained, tmp_path_factory) -> Path:
+    """The shapes detector, int8 TFLite: the model the daemon's tests run."""
+    from edgekit.converters.pipeline import ConvertRequest, convert
+    from edgekit.formats import Precision, get_format
+
+    out = tmp_path_factory.mktemp("daemon-model") / "shapes_int8.tflite"
+    source = trained["shapes-detector"] / "model.keras"
+    return Path(
+        convert(ConvertRequest(source=source, target=get_format("tflite"), precision=Precision.INT8, out=out))[
+            "artifact"
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    """A short recording of moving shapes for the daemon to read."""
+    from edgekit.examples.shapes_video import write_shapes_video
+
+    return write_shapes_video(tmp_path_factory.mktemp("video") / "shapes.avi", frames=90, width=320, height=240)

@@ -15,25 +15,8 @@ import pytest
 
 from edgekit.converters.pipeline import ConvertRequest, convert
 from edgekit.errors import BrokerError, ConfigError, DataError, InputNotFoundError, SourceError
-from edgekit.examples.shapes_video import write_shapes_video
 from edgekit.formats import Precision, get_format
 from tools.mqtt_brokers import CuttableProxy, Mosquitto, Recorder, free_port, retained_status
-
-
-@pytest.fixture(scope="module")
-def detector(trained, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("daemon-model") / "shapes_int8.tflite"
-    source = trained["shapes-detector"] / "model.keras"
-    return Path(
-        convert(ConvertRequest(source=source, target=get_format("tflite"), precision=Precision.INT8, out=out))[
-            "artifact"
-        ]
-    )
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory) -> Path:
-    return write_shapes_video(tmp_path_factory.mktemp("video") / "shapes.avi", frames=90, width=320, height=240)
 
 
 @pytest.fixture
@@ -795,3 +778,106 @@ def test_an_outbox_that_fills_its_disk_drops_and_counts_then_drains_when_the_bro
         connection.close()
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _children(pid: int) -> list:  # type: ignore[type-arg]
+    import psutil
+
+    return psutil.Process(pid).children(recursive=True)
+
+
+def test_the_model_runs_in_a_process_of_its_own_with_the_same_answers(tmp_path, broker, trained) -> None:
+    """--inference process: the model in a child process. Its answers are the in-process model's,
+    frame for frame (an image folder: the same frames in the same order each run)."""
+    import cv2
+    import numpy as np
+
+    model = convert(
+        ConvertRequest(
+            source=trained["digits-cnn"] / "model.keras", target=get_format("tflite"), precision=Precision.INT8,
+            out=tmp_path / "digits.tflite",
+        )
+    )["artifact"]  # fmt: skip
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for index in range(8):
+        cv2.imwrite(str(folder / f"{index:02d}.png"), rng.integers(0, 255, (60, 80, 3), dtype=np.uint8))
+    answers = {}
+    for where in ("process", "in-process"):
+        recorder = Recorder(broker.port, where)
+        run_dir = tmp_path / where
+        run_dir.mkdir()
+        daemon = start_daemon(
+            run_dir, model, folder, f"mqtt://127.0.0.1:{broker.port}", where, "--inference", where, "--json"
+        )
+        out_text, _ = daemon.communicate(timeout=120)
+        assert daemon.returncode == 0, daemon_log(run_dir)
+        assert json.loads(out_text)["results"] == 8
+        assert recorder.wait_for(lambda r: len(r.results()) >= 8, timeout=20)
+        answers[where] = [(r["seq"], r["frame_id"], r["predictions"]) for r in recorder.results()]
+        recorder.close()
+    assert answers["process"] == answers["in-process"]
+    assert [seq for seq, _, _ in answers["process"]] == list(range(8))
+
+
+def test_an_inference_process_that_dies_is_one_line_and_a_daemon_killed_leaves_no_child(
+    tmp_path, broker, detector, video
+) -> None:
+    import psutil
+
+    from edgekit.errors import DeviceError
+
+    daemon = start_daemon(
+        tmp_path, detector, video, f"mqtt://127.0.0.1:{broker.port}", "dies", "--loop", "--inference", "process"
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and " running " not in daemon_log(tmp_path):
+        time.sleep(0.2)
+    (child,) = [c for c in _children(daemon.pid) if "spawn_main" in " ".join(c.cmdline())]
+    time.sleep(1.0)
+    child.kill()  # the model's process crashes (a runtime's segfault, the OOM killer)
+    daemon.wait(timeout=30)
+    lines = [line for line in daemon_log(tmp_path).splitlines() if line.startswith("edgekit: error")]
+    assert daemon.returncode == DeviceError.exit_code, daemon_log(tmp_path)[-2000:]
+    assert lines == [
+        "edgekit: error: the inference process ended while running the model (killed by signal 9); the model "
+        "crashed its runtime or the machine ran out of memory; run with --inference in-process to see the "
+        "runtime's own message"
+    ]
+    assert "Traceback" not in daemon_log(tmp_path)
+
+    # SIGKILL of the daemon itself: its model process notices the closed pipe and leaves.
+    restarted = start_daemon(
+        tmp_path, detector, video, f"mqtt://127.0.0.1:{broker.port}", "dies", "--loop", "--inference", "process"
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and daemon_log(tmp_path).count(" running ") < 1:
+        time.sleep(0.2)
+    time.sleep(2.0)
+    orphans = _children(restarted.pid)
+    assert orphans
+    restarted.kill()
+    restarted.wait(timeout=10)
+    _, alive = psutil.wait_procs(orphans, timeout=15)
+
+    def still_running(process: psutil.Process) -> bool:  # a zombie has left; only its parent may reap it
+        try:
+            return process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    assert not [p for p in alive if still_running(p)]
+
+
+def test_the_next_frame_is_handed_over_just_before_the_model_finishes() -> None:
+    from edgekit.daemon.inference import HandOver
+
+    timing = HandOver()
+    timing.started(10.0)
+    assert timing.due(10.0), "nothing measured yet: at once"
+    timing.ran(0.150)  # a 150 ms detector
+    timing.finished(0.002)  # 2 ms to post-process and publish
+    timing.started(20.0)
+    assert not timing.due(20.1), "a camera frame taken now would wait 50 ms behind the running one"
+    assert timing.due(20.0 + 0.150 - timing.tail_s - HandOver.MARGIN_S + 1e-9)

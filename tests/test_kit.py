@@ -191,3 +191,20 @@ def test_calibrate_from_a_kit_does_not_import_tensorflow(kit: Path, tmp_path: Pa
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "profiles" / "kitchen-pi.yaml").is_file()
+
+
+def test_each_network_converts_in_a_child_of_its_own_per_engine() -> None:
+    """What a converter took stays with its process: a network's TFLite and ONNX conversions do
+    not share one, and every model is converted for every engine exactly once."""
+    from edgekit.predict.calibrate.kit import MODELS_PER_CHILD, child_batches
+    from edgekit.predict.calibrate.run import NETWORKS
+    from edgekit.predict.calibrate.synthetic import SYNTHETIC
+
+    engines = ["tflite", "onnxruntime"]
+    batches = child_batches((*NETWORKS, *SYNTHETIC), engines)
+    networks = [batch for batch in batches if batch[0][0] in NETWORKS]
+    assert len(networks) == 2 * len(NETWORKS)
+    assert all(len(batch) == 1 and len(batch[0][1]) == 1 for batch in networks)
+    assert all(len(batch) <= MODELS_PER_CHILD for batch in batches)
+    converted = sorted((name, engine) for batch in batches for name, chosen in batch for engine in chosen)
+    assert converted == sorted((name, engine) for name in (*NETWORKS, *SYNTHETIC) for engine in engines)

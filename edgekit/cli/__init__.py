@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgekit import __version__
-from edgekit.cli import analyze, bench, compare, convert, daemon, demo, examples, profiles, serve
+from edgekit.cli import analyze, bench, compare, convert, daemon, demo, examples, fleet, profiles, serve
 from edgekit.cli.help import EdgekitCommand
 from edgekit.cli.output import stderr
 from edgekit.errors import EdgekitError, Interrupted
@@ -77,6 +77,7 @@ app.command("analyze", cls=EdgekitCommand)(analyze.analyze)
 app.add_typer(profiles.app, name="profiles")
 app.command("run", cls=EdgekitCommand)(daemon.run)
 app.command("watch", cls=EdgekitCommand)(daemon.watch)
+app.add_typer(fleet.app, name="fleet")
 app.command("broker", cls=EdgekitCommand)(daemon.broker)
 app.command("serve", cls=EdgekitCommand)(serve.serve)
 app.command("compare", cls=EdgekitCommand)(compare.compare)

@@ -44,6 +44,12 @@ def run(
         None, "--stall-timeout", help="Seconds without a frame before a live source is reopened (default 5)."
     ),
     threads: int = typer.Option(None, "--threads", help="Inference threads."),
+    inference: str = typer.Option(
+        None,
+        "--inference",
+        help="Where the model runs: in-process (the default) or process (one of its own, shared-memory frames).",
+        metavar="WHERE",
+    ),
     stats_interval: float = typer.Option(None, "--stats-interval", help="Seconds between stats messages."),
     metrics_port: int = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on this port."),
     metrics_host: str = typer.Option(
@@ -84,6 +90,7 @@ def run(
             "max_fps": max_fps,
             "stall_timeout": stall_timeout,
             "threads": threads,
+            "inference": inference,
             "stats_interval": stats_interval,
             "metrics_port": metrics_port,
             "metrics_host": metrics_host,

@@ -57,6 +57,12 @@ class DaemonConfig(BaseModel):
     top_k: int = Field(3, ge=1, description="classes reported per frame by classifiers")
     runtime: str | None = Field(None, description="runtime to use (default: by the model's file type)")
     threads: int | None = Field(None, ge=1, description="inference threads")
+    inference: Literal["in-process", "process"] = Field(
+        "in-process",
+        description="where the model runs: the daemon's own process, or one of its own (a runtime that crashes "
+        "then ends with one line naming it; its loop never waits on the daemon's other threads, though on two "
+        "cores it delivered less, see benchmarks/RESULTS.md)",
+    )
     metrics_port: int | None = Field(None, ge=1, le=65535, description="serve Prometheus metrics on this port")
     metrics_host: str = Field(
         "127.0.0.1", description="address the metrics endpoint listens on; 0.0.0.0 exposes it on every interface"

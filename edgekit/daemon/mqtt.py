@@ -2,6 +2,7 @@
 
 - ``edgekit/<id>/status``: retained ``offline`` set as the will before connecting, retained
   ``online`` on every connect, retained ``offline`` on a clean stop.
+- ``edgekit/<id>/info`` (and any other entry of ``retained``): retained, on every connect.
 - Subscriptions (``cmd``) are made in ``on_connect``, so a broker restart renews them.
 - A refused connection is reported as refused (``reason_code.is_failure``), never taken for
   connected; bad credentials stop the daemon with one clear line.
@@ -114,6 +115,8 @@ class DaemonLink:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._stopping = threading.Event()
+        # Retained topics under the prefix published on every connect (the device's ``info``).
+        self.retained: dict[str, bytes] = {}
 
         self.settings = settings
         self.version = settings.version
@@ -224,6 +227,8 @@ class DaemonLink:
         self.connects += 1
         self._first_outcome.set()
         client.publish(f"{self.prefix}/status", b"online", qos=1, retain=True)
+        for name, payload in self.retained.items():
+            client.publish(f"{self.prefix}/{name}", payload, qos=1, retain=True)
         client.subscribe(f"{self.prefix}/cmd", qos=1)
         with self._wake:
             # paho re-sends its own unacknowledged messages after a reconnect; everything newer is

@@ -22,12 +22,13 @@ import numpy as np
 
 from edgekit.daemon.capture import CaptureThread, LatestFrame, check_source
 from edgekit.daemon.config import DaemonConfig
+from edgekit.daemon.identity import device_info
+from edgekit.daemon.inference import HandOver, load_model
 from edgekit.daemon.mqtt import BrokerSettings, DaemonLink
 from edgekit.daemon.mqtt_protocol import MqttVersion
 from edgekit.daemon.outbox import OfflineBuffer
 from edgekit.daemon.processing import ModelContract
 from edgekit.errors import BrokerError, ConfigError, InputNotFoundError
-from edgekit.runtimes import load_runtime
 
 log = logging.getLogger("edgekit.daemon")
 
@@ -36,6 +37,8 @@ log = logging.getLogger("edgekit.daemon")
 BALANCE_EVERY = 32
 # With --require-broker: how long the first connection may take before the daemon gives up.
 REQUIRED_BROKER_WAIT_S = 10.0
+# Stopping with frames in flight: how long the model may take to answer them (or 3 of its runs).
+STOP_WAIT_S = 10.0
 
 
 class Daemon:
@@ -93,17 +96,25 @@ class Daemon:
         if not config.model.exists():
             raise InputNotFoundError(f"model {config.model} does not exist")
         contract = ModelContract.for_model(config.model)
-        runtime = load_runtime(config.model, config.runtime, threads=config.threads)
-        if len(runtime.inputs) != 1:
-            runtime.close()
-            raise ConfigError(
-                f"{config.model.name} has {len(runtime.inputs)} inputs; the daemon feeds one camera frame to one input",
-                hint="bench or compare it instead (edgekit bench --data)",
-            )
-        contract.check_input(runtime.inputs[0], config.model)
-        if hasattr(runtime, "prepare"):  # a dynamic input is prepared at the frame's size now, not at the first frame
+        runtime = load_model(config.model, config.runtime, config.threads, own_process=config.inference == "process")
+        try:  # whatever happens from here, the model (and its process) goes with the run
+            if len(runtime.inputs) != 1:
+                raise ConfigError(
+                    f"{config.model.name} has {len(runtime.inputs)} inputs; the daemon feeds one camera frame to "
+                    "one input",
+                    hint="bench or compare it instead (edgekit bench --data)",
+                )
+            contract.check_input(runtime.inputs[0], config.model)
+            # A dynamic input is prepared at the frame's size now, not at the first frame.
             runtime.prepare({runtime.inputs[0].name: contract.frame_shape()})
-        check_source(config.source)
+            check_source(config.source)
+            return self._serve(runtime, contract)
+        finally:
+            runtime.close()
+
+    def _serve(self, runtime: Any, contract: ModelContract) -> dict[str, Any]:
+        """The run proper, once the model is loaded and its input and the source checked."""
+        config = self.config
         input_name = runtime.inputs[0].name
         log.info(
             "running %s on %s → %s as edgekit/%s/", config.model.name, config.source, config.broker, config.device_id
@@ -139,6 +150,12 @@ class Daemon:
                 lambda: self.stats(capture, mailbox, outbox, link),
             )
             log.info("metrics on http://%s:%d/metrics", config.metrics_host, config.metrics_port)
+        link.retained["info"] = json.dumps(
+            device_info(
+                config.device_id, self.run_id, config.model, inference=config.inference, threads=config.threads,
+                data_dir=config.outbox_path().parent,
+            )
+        ).encode()  # fmt: skip
         link.start()
         if config.require_broker:
             reason = link.wait_first_connection(REQUIRED_BROKER_WAIT_S)
@@ -146,69 +163,69 @@ class Daemon:
                 link.stop(drain_seconds=0)
                 self._close_metrics()
                 outbox.close()
-                runtime.close()
                 raise BrokerError(
                     f"cannot connect to the broker at {link.settings.url_shown}: {reason}",
                     hint="check --broker, or leave out --require-broker to buffer results until it answers",
                 )
         capture.start()
         next_stats = time.monotonic() + config.stats_interval
+        # Frames given to the model and not yet answered, oldest first: with the model in a process
+        # of its own, the next frame runs while this thread post-processes and publishes the last.
+        in_flight: collections.deque[tuple[Any, float, float]] = collections.deque()
+        hand_over = HandOver()
+
+        def finish_oldest() -> None:
+            output = runtime.result()
+            received = time.perf_counter()
+            hand_over.ran(runtime.last_run_s)
+            taken = in_flight.popleft()
+            if in_flight:  # the next frame started as this one ended
+                hand_over.started(received)
+            self._finish(taken, output, runtime.last_run_s, contract, outbox, link, capture, topic)
+            hand_over.finished(time.perf_counter() - received)
+
         try:
             while not self.stop_requested.is_set():
                 if link.fatal is not None:
                     raise link.fatal
-                frame = mailbox.take(timeout=0.2)
+                frame = None
+                if not in_flight:
+                    frame = mailbox.take(timeout=0.2)
+                elif len(in_flight) < runtime.depth and hand_over.due(time.perf_counter()):
+                    frame = mailbox.take(timeout=0.0)  # the model is about to finish: its next frame, if one is here
                 now = time.monotonic()
                 if now >= next_stats:
                     self._publish_stats(link, capture, mailbox, outbox, topic)
                     next_stats = now + config.stats_interval
-                if frame is None:
-                    if capture.ended.is_set():
+                enough = config.max_frames and self.results + len(in_flight) >= config.max_frames
+                if frame is not None and not self.paused and not enough:
+                    start = time.perf_counter()
+                    batch = frame.batch if frame.batch is not None else contract.prepare(frame.image)
+                    prepared = time.perf_counter()
+                    runtime.submit({input_name: batch})
+                    in_flight.append((frame, start, prepared))
+                    if len(in_flight) == 1:
+                        hand_over.started(time.perf_counter())
+                    if len(in_flight) < runtime.depth:
+                        continue  # a second frame may join it before the first is answered
+                if not in_flight:
+                    if frame is None and capture.ended.is_set():
                         log.info("the source ended")
                         break
                     continue
-                if self.paused:
-                    continue
-                start = time.perf_counter()
-                batch = frame.batch if frame.batch is not None else contract.prepare(frame.image)
-                prepared = time.perf_counter()
-                output = runtime.run({input_name: batch})
-                inferred = time.perf_counter()
-                predictions = contract.interpret(
-                    output, frame.image.shape, threshold=self.threshold, top_k=config.top_k
-                )
-                done = time.perf_counter()
-                latency_ms = (frame.prepare_seconds + done - start) * 1000
-                result = {
-                    "device_id": config.device_id,
-                    "run_id": self.run_id,
-                    "seq": self.seq,
-                    "frame_id": frame.id,
-                    "ts": round(frame.captured, 6),
-                    "model": config.model.name,
-                    "latency_ms": round(latency_ms, 3),
-                    "predictions": predictions,
-                }
-                self.seq += 1
-                outbox.put(f"{topic}/results", json.dumps(result).encode(), qos=config.qos)
-                link.notify()
-                published = time.perf_counter()
-                for stage, seconds in (
-                    ("preprocess", frame.prepare_seconds + prepared - start),
-                    ("inference", inferred - prepared),
-                    ("postprocess", done - inferred),
-                    ("publish", published - done),
-                ):
-                    self._stage_seconds[stage] += seconds
-                self._latencies.append(latency_ms)
-                self._result_times.append(time.monotonic())
-                self.results += 1
-                if self.results % BALANCE_EVERY == 0:
-                    self._balance(capture)
-                if self._on_result:
-                    self._on_result(result)
+                if len(in_flight) < runtime.depth:
+                    # Wait for the answer until the next frame is due (then look for one every ms).
+                    wait = max(0.001, min(0.2, hand_over.seconds_until_due(time.perf_counter())))
+                    if not runtime.ready(wait):
+                        continue
+                finish_oldest()
                 if config.max_frames and self.results >= config.max_frames:
                     break
+            while in_flight:  # stopping: the frames in hand are finished, if the model answers in time
+                if not runtime.ready(max(STOP_WAIT_S, 3 * (hand_over.run_s or 0.0))):
+                    log.warning("stopping without %d frames the model did not answer in time", len(in_flight))
+                    break
+                finish_oldest()
         finally:
             capture.stop_event.set()
             self._publish_stats(link, capture, mailbox, outbox, topic)
@@ -217,8 +234,54 @@ class Daemon:
             summary = self.summary(capture, mailbox, outbox, link)
             self._close_metrics()
             outbox.close()
-            runtime.close()
         return summary
+
+    def _finish(
+        self,
+        taken: tuple[Any, float, float],
+        output: dict[str, np.ndarray],
+        run_s: float,
+        contract: ModelContract,
+        outbox: OfflineBuffer,
+        link: DaemonLink,
+        capture: CaptureThread,
+        topic: str,
+    ) -> None:
+        """One answered frame: its predictions published (through the outbox), its stages counted."""
+        config = self.config
+        frame, start, _ = taken
+        inferred = time.perf_counter()
+        predictions = contract.interpret(output, frame.image.shape, threshold=self.threshold, top_k=config.top_k)
+        done = time.perf_counter()
+        latency_ms = (frame.prepare_seconds + done - start) * 1000
+        result = {
+            "device_id": config.device_id,
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "frame_id": frame.id,
+            "ts": round(frame.captured, 6),
+            "model": config.model.name,
+            "latency_ms": round(latency_ms, 3),
+            "predictions": predictions,
+        }
+        self.seq += 1
+        outbox.put(f"{topic}/results", json.dumps(result).encode(), qos=config.qos)
+        link.notify()
+        published = time.perf_counter()
+        for stage, seconds in (
+            ("preprocess", frame.prepare_seconds + taken[2] - start),
+            ("inference", run_s),  # the model's own time: a frame that waited behind another is not slower
+            ("postprocess", done - inferred),
+            ("publish", published - done),
+        ):
+            self._stage_seconds[stage] += seconds
+        self._latencies.append(latency_ms)
+        self._result_times.append(time.monotonic())
+        self.results += 1
+        if self.results % BALANCE_EVERY == 0:
+            self._balance(capture)
+        if self._on_result:
+            self._on_result(result)
 
     def _close_metrics(self) -> None:
         if self._metrics is not None:
@@ -302,8 +365,9 @@ class Daemon:
             stats["connected"],
         )
         if link.connected.is_set():
-            # Stats describe now: sent when connected, not buffered for later.
-            link.client.publish(f"{topic}/stats", json.dumps(stats).encode(), qos=0)
+            # Stats describe now: sent when connected, not buffered for later; retained, so that the
+            # last ones (and when they were sent) are what a fleet's table shows of this device.
+            link.client.publish(f"{topic}/stats", json.dumps(stats).encode(), qos=0, retain=True)
 
     def summary(
         self, capture: CaptureThread, mailbox: LatestFrame, outbox: OfflineBuffer, link: DaemonLink
