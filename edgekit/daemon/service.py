@@ -249,7 +249,7 @@ class Daemon:
     ) -> None:
         """One answered frame: its predictions published (through the outbox), its stages counted."""
         config = self.config
-        frame, start, _ = taken
+        frame, start, prepared = taken
         inferred = time.perf_counter()
         predictions = contract.interpret(output, frame.image.shape, threshold=self.threshold, top_k=config.top_k)
         done = time.perf_counter()
@@ -269,7 +269,7 @@ class Daemon:
         link.notify()
         published = time.perf_counter()
         for stage, seconds in (
-            ("preprocess", frame.prepare_seconds + taken[2] - start),
+            ("preprocess", frame.prepare_seconds + prepared - start),
             ("inference", run_s),  # the model's own time: a frame that waited behind another is not slower
             ("postprocess", done - inferred),
             ("publish", published - done),
