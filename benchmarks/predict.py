@@ -4,8 +4,9 @@
 
 1. This machine: calibrate a profile here (edgekit.predict.calibrate: the calibration set, TFLite and
    ONNX Runtime, fp32 and int8), then build six architectures that are not in the calibration
-   set, convert each four ways, time them (``--rounds`` interleaved rounds, median of medians)
-   and predict each with the calibrated profile. Reported: median and worst absolute error,
+   set, convert each four ways, time them and the calibration set together (``--rounds`` rounds,
+   each in a shuffled order, median of medians: the machine's drift falls on both alike), fit
+   the profile and predict each. Reported: median and worst absolute error,
    share within ±10 %, beside two FLOPs baselines: FLOPs ÷ peak, and FLOPs × one throughput
    fitted on the same calibration measurements. Goals (issue 16): at 1 thread median ≤ 8 %, worst
    ≤ 30 %, ≥ 60 % within ±10 %; at 2 threads and on the second set median ≤ 12 %; the band holding
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -66,22 +68,65 @@ def host_part(
     kit: Path | None = None,
     test_set: tuple[str, ...] = TEST_SET,
 ) -> list[str]:
+    from edgekit.errors import EdgekitError
     from edgekit.predict import peak_flops, predict
-    from edgekit.predict.calibrate.run import SYNTHETIC, build_calibration_model, calibrate, export, time_model
+    from edgekit.predict.calibrate.run import (
+        SYNTHETIC,
+        build_calibration_model,
+        export,
+        fit_profile,
+        prepare_calibration,
+        time_model,
+    )
+    from edgekit.predict.cost.fit import Point
     from edgekit.predict.graph import analyze
     from edgekit.predict.graph.features import Features
 
-    log("calibrating this machine …")
-    profile = calibrate(
-        "host",
-        engines=list(ENGINES),
-        precisions=list(PRECISIONS),
-        threads=[threads],
-        quick=False,
-        seconds=seconds,
-        workdir=work,
-        command=f"edgekit profiles calibrate --threads {threads}",
-        progress=log,
+    log("building the calibration set …")
+    skeleton, calibration_models = prepare_calibration(
+        "host", engines=list(ENGINES), precisions=list(PRECISIONS), quick=False, workdir=work, progress=log
+    )
+    artifacts: list[tuple[str, str, str, Path]] = []
+    failed: list[str] = []
+    for name in test_set:
+        log(f"building and converting {name} …")
+        model = build_calibration_model(name)
+        for engine in ENGINES:
+            for precision in PRECISIONS:
+                try:
+                    artifacts.append((name, engine, precision, export(model, name, engine, precision, work)))
+                except EdgekitError as exc:  # a converter that refuses the architecture: reported
+                    failed.append(f"{name} {engine} {precision} (conversion: {exc.one_line()})")
+
+    # The calibration set and the test set are timed in the same rounds, in a shuffled order each
+    # round: a shared machine's speed drifts by ±15 % over minutes, and timing the calibration
+    # first and the test set after would show that drift as the cost model's error (all
+    # predictions too fast, or all too slow, by turns).
+    calibration_paths = {m.path for m in calibration_models}
+    work_list = [(m.path, m.engine, f"{m.name} {m.engine} {m.precision}") for m in calibration_models]
+    work_list += [(path, engine, f"{name} {engine} {precision}") for name, engine, precision, path in artifacts]
+    timings: dict[Path, list[float]] = {path: [] for path, _, _ in work_list}
+    shuffler = random.Random(0)
+    for round_index in range(rounds):
+        order = list(work_list)
+        shuffler.shuffle(order)
+        for path, engine, label in order:
+            if label in " ".join(failed):
+                continue
+            try:
+                timings[path].append(time_model(path, engine, threads, seconds))
+            except EdgekitError as exc:
+                if path in calibration_paths:
+                    raise
+                failed.append(f"{label} ({exc.one_line()})")  # a converted model the runtime refuses: reported
+                continue
+            log(f"round {round_index + 1}: {label}: {timings[path][-1]:.2f} ms")
+    points = [
+        Point(m.name, m.engine, m.precision, threads, m.features, statistics.median(timings[m.path]), m.network)
+        for m in calibration_models
+    ]
+    profile = fit_profile(
+        skeleton, points, list(ENGINES), list(PRECISIONS), [threads], f"edgekit profiles calibrate --threads {threads}"
     )
     assert profile.calibration is not None
     kit_profile = None
@@ -105,32 +150,6 @@ def host_part(
             dumped.append({"set": "calibration", "model": model, "engine": fit.engine, "precision": fit.precision,
                            "measured": measured, "features": Features.from_graph(graph).to_dict()})  # fmt: skip
         flops_scale[(fit.engine, fit.precision)] = statistics.median(ratios)
-
-    artifacts: list[tuple[str, str, str, Path]] = []
-    from edgekit.errors import EdgekitError
-
-    failed: list[str] = []
-    for name in test_set:
-        log(f"building and converting {name} …")
-        model = build_calibration_model(name)
-        for engine in ENGINES:
-            for precision in PRECISIONS:
-                try:
-                    artifacts.append((name, engine, precision, export(model, name, engine, precision, work)))
-                except EdgekitError as exc:  # a converter that refuses the architecture: reported
-                    failed.append(f"{name} {engine} {precision} (conversion: {exc.one_line()})")
-
-    timings: dict[Path, list[float]] = {a[3]: [] for a in artifacts}
-    for round_index in range(rounds):
-        for name, engine, precision, path in artifacts:
-            if f"{name} {engine} {precision}" in " ".join(failed):
-                continue
-            try:
-                timings[path].append(time_model(path, engine, threads, seconds))
-            except EdgekitError as exc:  # a converted model the runtime refuses: reported, not timed
-                failed.append(f"{name} {engine} {precision} ({exc.one_line()})")
-                continue
-            log(f"round {round_index + 1}: {name} {engine} {precision}: {timings[path][-1]:.2f} ms")
 
     rows = []
     for name, engine, precision, path in artifacts:

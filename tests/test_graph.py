@@ -191,4 +191,30 @@ def test_convnext_style_layers_are_priced_at_the_size_they_run(tmp_path: Path) -
     totals = graph.by_class()
     assert totals[OpClass.MATMUL].macs == 8 * 8 * 16 * 32
     assert totals[OpClass.DEPTHWISE].macs == 8 * 8 * 16 * 49
-    assert Features.from_graph(graph).large_depthwise_macs == 8 * 8 * 16 * 49
+    features = Features.from_graph(graph)
+    assert features.large_depthwise_macs == 8 * 8 * 16 * 49
+    # The Dense runs at each of 64 positions: a GEMM, priced with the convolutions, not as a
+    # matrix-vector product.
+    assert features.matmul_macs == 0
+    assert features.conv_macs == 8 * 8 * 16 * 32
+
+
+@pytest.mark.parametrize(("rows", "gemm"), [(1, False), (4, False), (64, True)])
+def test_a_matmul_over_many_rows_is_priced_as_a_gemm(tmp_path: Path, rows: int, gemm: bool) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgekit.predict.graph.features import Features
+
+    weights = numpy_helper.from_array(np.ones((16, 8), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "dense",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, 8])],
+        initializer=[weights],
+    )
+    path = tmp_path / "dense.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    features = Features.from_graph(analyze(path))
+    assert (features.conv_macs, features.matmul_macs) == ((rows * 16 * 8, 0) if gemm else (0, rows * 16 * 8))

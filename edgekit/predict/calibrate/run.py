@@ -236,6 +236,31 @@ def fit_profile(
     return profile.model_copy(update={"calibration": calibration})
 
 
+def prepare_calibration(
+    name: str,
+    *,
+    engines: list[str],
+    precisions: list[str],
+    quick: bool,
+    workdir: Path,
+    progress: Progress = lambda _line: None,
+) -> tuple[DeviceProfile, list[Timed]]:
+    """This machine's profile before fitting (its memory bandwidth measured) and the calibration
+    set built, converted and analysed (needs TensorFlow): what is left is to time and fit."""
+    progress("measuring memory bandwidth")
+    profile = host_profile_skeleton(name, measure_bandwidth_gbs())
+    converted = []
+    for model_name in QUICK_SET if quick else (*NETWORKS, *SYNTHETIC):
+        progress(f"building {model_name}")
+        model = build_calibration_model(model_name)
+        for engine in engines:
+            for precision in precisions:
+                artifact = export(model, model_name, engine, precision, workdir)
+                features = Features.from_graph(analyze(artifact, engine))
+                converted.append(Timed(model_name, engine, precision, artifact, features, model_name in NETWORKS))
+    return profile, converted
+
+
 def calibrate(
     name: str,
     *,
@@ -249,19 +274,10 @@ def calibrate(
     progress: Progress = lambda _line: None,
 ) -> DeviceProfile:
     """Build, convert, analyse and time the calibration set here (needs TensorFlow), and fit."""
-    progress("measuring memory bandwidth")
-    profile = host_profile_skeleton(name, measure_bandwidth_gbs())
-    points: list[Point] = []
-    for model_name in QUICK_SET if quick else (*NETWORKS, *SYNTHETIC):
-        progress(f"building {model_name}")
-        model = build_calibration_model(model_name)
-        converted = []
-        for engine in engines:
-            for precision in precisions:
-                artifact = export(model, model_name, engine, precision, workdir)
-                features = Features.from_graph(analyze(artifact, engine))
-                converted.append(Timed(model_name, engine, precision, artifact, features, model_name in NETWORKS))
-        points += time_all(converted, threads, seconds, progress)
+    profile, models = prepare_calibration(
+        name, engines=engines, precisions=precisions, quick=quick, workdir=workdir, progress=progress
+    )
+    points = time_all(models, threads, seconds, progress)
     return fit_profile(profile, points, engines, precisions, threads, command)
 
 
