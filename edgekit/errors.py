@@ -19,6 +19,7 @@ line (no traceback unless ``--debug``) and exits with that code. Scripts can bra
     ├── BrokerError                  15   the MQTT broker cannot be reached or refused us
     ├── SourceError                  16   the camera / video source cannot be opened
     ├── ServerError                  17   a model server is down or answered with an error
+    ├── DeploymentError              18   a deployment was refused or failed on a device, or a rollout stopped
     └── Interrupted                 130   stopped by SIGINT / SIGTERM; nothing half-written kept
 
 Third-party exceptions are mapped to these with ``raise ... from exc`` at the boundary where
@@ -121,6 +122,10 @@ class SourceError(EdgekitError):
 
 class ServerError(EdgekitError):
     exit_code = 17
+
+
+class DeploymentError(EdgekitError):
+    exit_code = 18
 
 
 class Interrupted(EdgekitError):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from edgekit.errors import (
     BrokerError,
+    ConfigError,
     ConversionError,
     DataError,
     EdgekitError,
@@ -96,10 +97,18 @@ AMQTT_START = Boundary("amqtt", "start the embedded broker", (("builtins.Excepti
 # still meet is the socket failing under it.
 UVICORN_SERVE = Boundary("uvicorn", "serve the model over HTTP", (("builtins.OSError", ServerError),))
 
+# A deployment key file that is not a PEM key (or not one cryptography can read) is the user's
+# file's problem.
+KEY_LOAD = Boundary(
+    "cryptography",
+    "read a deployment key",
+    (("builtins.ValueError", ConfigError), ("cryptography.exceptions.UnsupportedAlgorithm", ConfigError)),
+)
+
 BOUNDARIES = (
     KERAS_LOAD, ONNX_LOAD, ORT_LOAD, OPENVINO_LOAD, LITERT_LOAD, LITERT_RESHAPE, OPENVINO_RESHAPE, ENGINE_RUN,
     TF2ONNX_CONVERT, ORT_QUANTIZE, OPENVINO_CONVERT, TFLITE_CONVERT, OPENCV_OPEN, OPENCV_IMAGE, PAHO_CONNECT,
-    AMQTT_START, UVICORN_SERVE,
+    AMQTT_START, UVICORN_SERVE, KEY_LOAD,
 )  # fmt: skip
 
 

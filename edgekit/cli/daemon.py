@@ -63,6 +63,15 @@ def run(
         "--require-broker/--no-require-broker",
         help="Exit (code 15) when the first connection to the broker fails, instead of buffering results.",
     ),
+    trust_key: list[Path] = typer.Option(
+        None,
+        "--trust-key",
+        metavar="FILE",
+        help="Accept deployments signed by this public key (edgekit fleet keygen's .pub); repeatable.",
+    ),
+    deploy_max_mb: float = typer.Option(
+        None, "--deploy-max-mb", metavar="MB", help="Largest deployment bundle taken (default 512 MB)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="At the end, print the run's summary as JSON on stdout."),
 ) -> None:
     """Run a model on a camera or video and publish results over MQTT until stopped."""
@@ -96,6 +105,8 @@ def run(
             "metrics_host": metrics_host,
             "mqtt_version": mqtt_version,
             "require_broker": require_broker,
+            "trust_key": trust_key or None,
+            "deploy_max_mb": deploy_max_mb,
         },
     )
     _setup_logging()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -15,7 +17,9 @@ from edgekit.errors import ConfigError, require_extra
 app = typer.Typer(
     help="Every device on a broker: their state, from what each keeps retained there.", no_args_is_help=True
 )
-COLUMNS = ("device", "status", "model", "sha256", "fps", "p99 ms", "buffered", "last seen", "edgekit", "profile")
+COLUMNS = (
+    "device", "status", "model", "sha256", "fps", "p99 ms", "buffered", "last seen", "deploy", "edgekit", "profile",
+)  # fmt: skip
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:
@@ -31,8 +35,8 @@ def _table(rows: list[dict[str, Any]]) -> Table:
     for r in rows:
         table.add_row(
             r["device_id"], r["status"], shown(r["model"]), (r["sha256"] or "—")[:12], shown(r["fps"]),
-            shown(r["p99_ms"]), shown(r["buffered"]), shown(r["last_seen_s"], " s ago"), shown(r["edgekit"]),
-            shown(r["profile"]),
+            shown(r["p99_ms"]), shown(r["buffered"]), shown(r["last_seen_s"], " s ago"), shown(r["deploy"]),
+            shown(r["edgekit"]), shown(r["profile"]),
         )  # fmt: skip
     return table
 
@@ -65,10 +69,13 @@ def status(
     client = connect_with_fallback(make_client, address.host, address.port)
     try:
         view.wait_settled(wait)
+        unfinished = view.unfinished_rollouts()
         if as_json:
-            emit_json({"broker": f"{address.host}:{address.port}", "devices": view.rows()})
+            emit_json({"broker": f"{address.host}:{address.port}", "devices": view.rows(), "rollouts": unfinished})
         elif not watch:
-            print_wide(_table(view.rows()), min_width=140)
+            print_wide(_table(view.rows()), min_width=150)
+            for line in rollout_lines(unfinished):
+                stdout.print(line, markup=False, highlight=False)
         else:
             from rich.live import Live
 
@@ -81,3 +88,160 @@ def status(
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def rollout_lines(unfinished: list[dict[str, Any]]) -> list[str]:
+    """One line per rollout left half-applied: what it reached and the two ways on."""
+    lines = []
+    for record in unfinished:
+        devices = record.get("devices") or []
+        active = [d["device_id"] for d in devices if d["state"] == "active"]
+        left = [d["device_id"] for d in devices if d["state"] == "not offered"]
+        lines.append(
+            f"rollout {record.get('deployment')} of {record.get('artifact')} was {record.get('state')}: "
+            f"{len(active)} of {len(devices)} devices active, {len(left)} not offered; run the same "
+            "`edgekit deploy` again to finish it"
+            + (f", or `edgekit rollback --devices {','.join(active)}` to undo it" if active else "")
+        )
+    return lines
+
+
+@app.command("keygen", cls=EdgekitCommand)
+def keygen(
+    out: Path = typer.Option(..., "--out", help="Private key file to write; its public key goes beside it (.pub)."),
+    force: bool = typer.Option(False, "--force", help="Replace existing key files."),
+) -> None:
+    """A deployment key pair: sign with the private key, give devices the .pub (edgekit run --trust-key)."""
+    from edgekit.fleet.signing import generate_key_pair, key_id
+
+    private, public = generate_key_pair(out, force=force)
+    stdout.print(f"wrote {private} (keep it on the deploying machine) and {public} (key {key_id(public.read_bytes())})")
+
+
+def _connect(broker: str, will: tuple[str, bytes] | None = None) -> tuple[Any, Any]:
+    from edgekit.daemon.mqtt import BrokerAddress
+    from edgekit.daemon.mqtt_protocol import connect_with_fallback, new_client
+    from edgekit.fleet.deploy import Deployer
+    from edgekit.fleet.status import FleetView
+
+    address = BrokerAddress.parse(broker)
+    holder: dict[str, Any] = {}
+
+    def make_client(protocol: int) -> Any:
+        client = new_client(protocol)
+        if will is not None:  # the rollout's record shows it interrupted if this client vanishes
+            client.will_set(will[0], will[1], qos=1, retain=True)
+        deployer = Deployer(client, FleetView())
+        holder["deployer"] = deployer
+        client.on_connect = deployer.on_connect
+        client.on_subscribe = deployer.view.on_subscribe
+        client.on_message = deployer.on_message
+        return client
+
+    client = connect_with_fallback(make_client, address.host, address.port)
+    deployer = holder["deployer"]
+    deployer.client = client
+    deployer.view.wait_settled(5.0)
+    return client, deployer
+
+
+def _targets(deployer: Any, devices: str | None, everyone: bool) -> list[str]:
+    if bool(devices) == everyone:
+        raise ConfigError("name the devices with --devices ID,ID… or pass --all")
+    known = {row["device_id"]: row for row in deployer.view.rows()}
+    if everyone:
+        chosen = [name for name, row in known.items() if row["online"] and row["edgekit"]]
+        if not chosen:
+            raise ConfigError("no edgekit device is online on this broker", hint="see `edgekit fleet status`")
+        return chosen
+    chosen = [d.strip() for d in (devices or "").split(",") if d.strip()]
+    unknown = [d for d in chosen if d not in known]
+    if unknown:
+        raise ConfigError(f"no device {unknown[0]!r} on this broker", hint="see `edgekit fleet status` for their ids")
+    return chosen
+
+
+def _report(result: dict[str, Any], as_json: bool, title: str) -> None:
+    from edgekit.errors import DeploymentError
+
+    if as_json:
+        emit_json(result)
+    else:
+        table = Table(title=title)
+        table.add_column("device")
+        table.add_column("state")
+        for row in result["devices"]:
+            table.add_row(row["device_id"], row["state"])
+        print_wide(table, min_width=80)
+    if not result["complete"]:
+        failed = [r for r in result["devices"] if r["state"] not in ("active", "rolled back")]
+        first = f"{failed[0]['device_id']}: {failed[0]['state']}" if failed else "incomplete"
+        stopped = f" (stopped: {result['aborted']})" if result.get("aborted") else ""
+        raise DeploymentError(f"{len(failed)} of {len(result['devices'])} devices did not finish; {first}{stopped}")
+
+
+def deploy(
+    artifact: Path = typer.Argument(..., help="The model to deploy (.tflite, .onnx, .xml), its manifest beside it."),
+    broker: str = typer.Option("mqtt://127.0.0.1:1883", "--broker", help="mqtt://HOST:PORT."),
+    devices: str = typer.Option(None, "--devices", help="Comma-separated device ids."),
+    everyone: bool = typer.Option(False, "--all", help="Every edgekit device online on the broker."),
+    key: Path = typer.Option(..., "--key", help="The deployment private key (edgekit fleet keygen)."),
+    canary: int = typer.Option(0, "--canary", help="Devices that get it first; the rest wait until they are fine."),
+    max_failures: str = typer.Option("0", "--max-failures", help="Stop at this many failures (a count or N%)."),
+    settle: float = typer.Option(10.0, "--settle", help="Seconds the canaries must keep their fps and p99."),
+    max_slowdown: float = typer.Option(0.2, "--max-slowdown", help="How much slower a canary may get (0.2: 20 %)."),
+    timeout: float = typer.Option(300.0, "--timeout", help="Seconds each wave may take."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Send a model to devices over MQTT: checked on each device, swapped between two frames."""
+    require_extra("paho", "device")
+    import tempfile
+
+    from edgekit.fleet.bundle import build_bundle
+    from edgekit.fleet.deploy import deployer_will, new_deployment_id, parse_max_failures, rollout
+    from edgekit.fleet.signing import Signer
+
+    if canary < 0:
+        raise ConfigError(f"--canary must be 0 or more, got {canary}")
+    if timeout <= 0 or settle < 0 or not 0 <= max_slowdown:
+        raise ConfigError("--timeout must be more than 0, --settle and --max-slowdown 0 or more")
+    signer = Signer(key)
+    deployment = new_deployment_id()
+    with tempfile.TemporaryDirectory(prefix="edgekit-deploy-") as folder:
+        bundle = build_bundle(artifact, Path(folder))
+        client, deployer = _connect(broker, will=deployer_will(bundle.sha256, deployment))
+        try:
+            targets = _targets(deployer, devices, everyone)
+            limit = parse_max_failures(max_failures, len(targets))
+            result = rollout(
+                deployer, bundle, targets, signer, canary=canary, max_failures=limit, settle_s=settle,
+                max_slowdown=max_slowdown, timeout_s=timeout, progress=lambda line: print(line, file=sys.stderr),
+                deployment=deployment,
+            )  # fmt: skip
+        finally:
+            client.disconnect()
+            client.loop_stop()
+    _report(result, as_json, f"{artifact.name}: deployment {result['deployment']}")
+
+
+def rollback(
+    broker: str = typer.Option("mqtt://127.0.0.1:1883", "--broker", help="mqtt://HOST:PORT."),
+    devices: str = typer.Option(None, "--devices", help="Comma-separated device ids."),
+    everyone: bool = typer.Option(False, "--all", help="Every edgekit device online on the broker."),
+    key: Path = typer.Option(..., "--key", help="The deployment private key (edgekit fleet keygen)."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds the devices may take."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Return devices to the model they ran before their last deployment."""
+    require_extra("paho", "device")
+    from edgekit.fleet.deploy import roll_back
+    from edgekit.fleet.signing import Signer
+
+    signer = Signer(key)
+    client, deployer = _connect(broker)
+    try:
+        result = roll_back(deployer, _targets(deployer, devices, everyone), signer, timeout_s=timeout)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    _report(result, as_json, "rollback")

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edgekit.errors import ConfigError, InputNotFoundError
 
+RESERVED_DEVICE_IDS = ("artifacts", "rollouts")
+
 
 def _default_device_id() -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "edge"
@@ -67,9 +69,23 @@ class DaemonConfig(BaseModel):
     metrics_host: str = Field(
         "127.0.0.1", description="address the metrics endpoint listens on; 0.0.0.0 exposes it on every interface"
     )
+    trust_key: list[Path] = Field(
+        default_factory=list,
+        description="public keys (edgekit fleet keygen's .pub) whose signed deployments this device accepts; "
+        "none: it accepts no deployment",
+    )
+    deploy_max_mb: float = Field(512.0, gt=0, description="the largest deployment bundle this device takes, in MB")
     drain_seconds: float = Field(
         2.0, ge=0, description="on shutdown, how long to wait for the broker to take buffered results"
     )
+
+    @field_validator("device_id")
+    @classmethod
+    def _device_id_is_not_reserved(cls, value: str) -> str:
+        # edgekit/artifacts/ and edgekit/rollouts/ carry deployments, not a device's topics.
+        if value in RESERVED_DEVICE_IDS:
+            raise ValueError(f"{value!r} is reserved for deployments; choose another device id")
+        return value
 
     @field_validator("broker")
     @classmethod
@@ -86,6 +102,14 @@ class DaemonConfig(BaseModel):
     @property
     def buffer_max_bytes(self) -> int | None:
         return None if self.buffer_max_mb is None else max(1, round(self.buffer_max_mb * 1024 * 1024))
+
+    @property
+    def deploy_max_bytes(self) -> int:
+        return round(self.deploy_max_mb * 1e6)
+
+    def deployments_path(self) -> Path:
+        """Where deployed models are kept (beside the outbox)."""
+        return self.outbox_path().parent / f"deployments-{self.device_id}"
 
     def outbox_path(self) -> Path:
         return self.buffer or Path.home() / ".cache" / "edgekit" / f"outbox-{self.device_id}.sqlite"

@@ -117,6 +117,8 @@ class DaemonLink:
         self._stopping = threading.Event()
         # Retained topics under the prefix published on every connect (the device's ``info``).
         self.retained: dict[str, bytes] = {}
+        # Topic filters beyond ``cmd`` (deployments), renewed on every connect, with their handlers.
+        self._subscriptions: dict[str, Callable[[str, bytes], None]] = {}
 
         self.settings = settings
         self.version = settings.version
@@ -230,6 +232,8 @@ class DaemonLink:
         for name, payload in self.retained.items():
             client.publish(f"{self.prefix}/{name}", payload, qos=1, retain=True)
         client.subscribe(f"{self.prefix}/cmd", qos=1)
+        for topic in list(self._subscriptions):
+            client.subscribe(topic, qos=1)
         with self._wake:
             # paho re-sends its own unacknowledged messages after a reconnect; everything newer is
             # still in the outbox past _last_sent.
@@ -318,10 +322,38 @@ class DaemonLink:
             self.outbox.remove(outbox_id)
 
     def _message(self, client: Any, userdata: Any, message: Any) -> None:
+        if message.topic != f"{self.prefix}/cmd":
+            for topic, handler in list(self._subscriptions.items()):
+                if self._mqtt.topic_matches_sub(topic, message.topic):
+                    handler(message.topic, message.payload)
+            return
         try:
             self._on_command(message.payload)
         except Exception as exc:  # a bad command must never stop the network thread
             log.warning("ignored command %r: %s", message.payload[:200], exc)
+
+    # -- beyond results: deployments --------------------------------------------------------
+
+    def add_subscription(self, topic: str, handler: Callable[[str, bytes], None]) -> None:
+        """Subscribe to ``topic`` now if connected, and on every connect until removed."""
+        self._subscriptions[topic] = handler
+        if self.connected.is_set():
+            self.client.subscribe(topic, qos=1)
+
+    def remove_subscription(self, topic: str) -> None:
+        if self._subscriptions.pop(topic, None) is not None and self.connected.is_set():
+            self.client.unsubscribe(topic)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """A message that only matters now (not kept for later): sent if connected."""
+        if self.connected.is_set():
+            self.client.publish(topic, payload, qos=1)
+
+    def publish_retained(self, name: str, payload: bytes) -> None:
+        """``<prefix>/<name>``, retained: sent now if connected, and again on every connect."""
+        self.retained[name] = payload
+        if self.connected.is_set():
+            self.client.publish(f"{self.prefix}/{name}", payload, qos=1, retain=True)
 
     # -- the sender -------------------------------------------------------------------------
 

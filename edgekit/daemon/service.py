@@ -28,6 +28,7 @@ from edgekit.daemon.mqtt import BrokerSettings, DaemonLink
 from edgekit.daemon.mqtt_protocol import MqttVersion
 from edgekit.daemon.outbox import OfflineBuffer
 from edgekit.daemon.processing import ModelContract
+from edgekit.daemon.updates import deployed_model
 from edgekit.errors import BrokerError, ConfigError, InputNotFoundError
 
 log = logging.getLogger("edgekit.daemon")
@@ -57,6 +58,11 @@ class Daemon:
         self._stage_seconds = dict.fromkeys(("preprocess", "inference", "postprocess", "publish"), 0.0)
         self.started = time.monotonic()
         self._metrics: Any = None
+        self._runtime: Any = None
+        self._agent: Any = None
+        self.model = config.model  # the model running now (a deployment changes it)
+        self.model_sha256 = ""
+        self._stale_batches = 0  # frames the capture thread may have prepared for the model before a swap
 
     # -- commands (from the broker's network thread) ------------------------------------------
 
@@ -95,29 +101,31 @@ class Daemon:
         config = self.config
         if not config.model.exists():
             raise InputNotFoundError(f"model {config.model} does not exist")
-        contract = ModelContract.for_model(config.model)
-        runtime = load_model(config.model, config.runtime, config.threads, own_process=config.inference == "process")
+        self.model = deployed_model(config.deployments_path(), config.model)
+        contract = ModelContract.for_model(self.model)
+        runtime = load_model(self.model, config.runtime, config.threads, own_process=config.inference == "process")
+        self._runtime = runtime
         try:  # whatever happens from here, the model (and its process) goes with the run
             if len(runtime.inputs) != 1:
                 raise ConfigError(
-                    f"{config.model.name} has {len(runtime.inputs)} inputs; the daemon feeds one camera frame to "
+                    f"{self.model.name} has {len(runtime.inputs)} inputs; the daemon feeds one camera frame to "
                     "one input",
                     hint="bench or compare it instead (edgekit bench --data)",
                 )
-            contract.check_input(runtime.inputs[0], config.model)
+            contract.check_input(runtime.inputs[0], self.model)
             # A dynamic input is prepared at the frame's size now, not at the first frame.
             runtime.prepare({runtime.inputs[0].name: contract.frame_shape()})
             check_source(config.source)
             return self._serve(runtime, contract)
         finally:
-            runtime.close()
+            self._runtime.close()
 
     def _serve(self, runtime: Any, contract: ModelContract) -> dict[str, Any]:
         """The run proper, once the model is loaded and its input and the source checked."""
         config = self.config
         input_name = runtime.inputs[0].name
         log.info(
-            "running %s on %s → %s as edgekit/%s/", config.model.name, config.source, config.broker, config.device_id
+            "running %s on %s → %s as edgekit/%s/", self.model.name, config.source, config.broker, config.device_id
         )
 
         outbox = OfflineBuffer(config.outbox_path(), config.buffer_max, config.buffer_max_bytes)
@@ -150,12 +158,18 @@ class Daemon:
                 lambda: self.stats(capture, mailbox, outbox, link),
             )
             log.info("metrics on http://%s:%d/metrics", config.metrics_host, config.metrics_port)
-        link.retained["info"] = json.dumps(
-            device_info(
-                config.device_id, self.run_id, config.model, inference=config.inference, threads=config.threads,
-                data_dir=config.outbox_path().parent,
-            )
-        ).encode()  # fmt: skip
+        self._publish_info(link)
+        if config.trust_key:
+            from edgekit.daemon.updates import DeploymentAgent
+            from edgekit.fleet.signing import TrustedKeys
+
+            self._agent = DeploymentAgent(
+                link=link, folder=config.deployments_path(), base_model=config.model, running=self.model,
+                running_sha256=self.model_sha256, trusted=TrustedKeys(config.trust_key),
+                max_bytes=config.deploy_max_bytes, runtime=config.runtime, threads=config.threads,
+                own_process=config.inference == "process",
+            )  # fmt: skip
+            self._agent.start()
         link.start()
         if config.require_broker:
             reason = link.wait_first_connection(REQUIRED_BROKER_WAIT_S)
@@ -188,6 +202,11 @@ class Daemon:
             while not self.stop_requested.is_set():
                 if link.fatal is not None:
                     raise link.fatal
+                if self._agent is not None and not in_flight:
+                    candidate = self._agent.take_ready()
+                    if candidate is not None:  # between two frames: the next one goes to the new model
+                        runtime, contract = self._swap(candidate, runtime, capture, link)
+                        input_name = runtime.inputs[0].name
                 frame = None
                 if not in_flight:
                     frame = mailbox.take(timeout=0.2)
@@ -200,7 +219,10 @@ class Daemon:
                 enough = config.max_frames and self.results + len(in_flight) >= config.max_frames
                 if frame is not None and not self.paused and not enough:
                     start = time.perf_counter()
-                    batch = frame.batch if frame.batch is not None else contract.prepare(frame.image)
+                    batch = frame.batch if frame.batch is not None and not self._stale_batches else None
+                    self._stale_batches = max(0, self._stale_batches - 1)
+                    if batch is None:
+                        batch = contract.prepare(frame.image)
                     prepared = time.perf_counter()
                     runtime.submit({input_name: batch})
                     in_flight.append((frame, start, prepared))
@@ -227,6 +249,8 @@ class Daemon:
                     break
                 finish_oldest()
         finally:
+            if self._agent is not None:
+                self._agent.stop()
             capture.stop_event.set()
             self._publish_stats(link, capture, mailbox, outbox, topic)
             link.stop(drain_seconds=config.drain_seconds)
@@ -260,7 +284,8 @@ class Daemon:
             "seq": self.seq,
             "frame_id": frame.id,
             "ts": round(frame.captured, 6),
-            "model": config.model.name,
+            "model": self.model.name,
+            "model_sha256": self.model_sha256,
             "latency_ms": round(latency_ms, 3),
             "predictions": predictions,
         }
@@ -282,6 +307,33 @@ class Daemon:
             self._balance(capture)
         if self._on_result:
             self._on_result(result)
+
+    def _publish_info(self, link: DaemonLink) -> None:
+        config = self.config
+        info = device_info(
+            config.device_id, self.run_id, self.model, inference=config.inference, threads=config.threads,
+            data_dir=config.outbox_path().parent,
+        )  # fmt: skip
+        info["deploy"] = {
+            "accepts": bool(config.trust_key),
+            "max_bytes": config.deploy_max_bytes,
+            "swaps": self._agent.swaps if self._agent is not None else 0,
+        }
+        self.model_sha256 = info["model"]["sha256"]
+        link.publish_retained("info", json.dumps(info).encode())
+
+    def _swap(self, candidate: Any, old: Any, capture: CaptureThread, link: DaemonLink) -> tuple[Any, Any]:
+        """Run ``candidate`` from the next frame on; the old model is closed, the run goes on
+        (same run_id, seq unbroken)."""
+        capture.prepare = candidate.contract.prepare
+        self._stale_batches = 2  # a frame prepared for the old model may be waiting, or being prepared
+        self._runtime = candidate.model
+        old.close()
+        self.model = candidate.path
+        log.info("now running %s (deployment %s)", candidate.path.name, candidate.deployment)
+        self._agent.swapped(candidate)
+        self._publish_info(link)
+        return candidate.model, candidate.contract
 
     def _close_metrics(self) -> None:
         if self._metrics is not None:

@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TOPICS = ("status", "info", "stats")
-# The broker sends retained messages right after the subscription is granted: once none has
-# come for this long, the table is complete.
+DEPLOY_STATE = "deploy/state"
+ROLLOUT_TOPIC = "edgekit/rollouts"  # edgekit.fleet.deploy keeps its records there
+UNFINISHED = ("running", "interrupted")
+# The broker sends retained messages right after the subscription is granted: once no retained
+# one has come for this long, the table is complete.
 SETTLE_S = 0.3
 
 
@@ -28,7 +31,7 @@ class Device:
     info: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
 
-    def row(self, now: float) -> dict[str, Any]:
+    def row(self, now: float, deploy: dict[str, Any]) -> dict[str, Any]:
         model = self.info.get("model") or {}
         stats_ts = self.stats.get("ts")
         return {
@@ -44,6 +47,8 @@ class Device:
             "edgekit": self.info.get("edgekit"),
             "profile": self.info.get("profile"),
             "free_disk_mb": self.info.get("free_disk_mb"),
+            "deploy": deploy.get("state"),
+            "deployment": deploy.get("deployment"),
         }
 
 
@@ -52,25 +57,45 @@ class FleetView:
 
     def __init__(self) -> None:
         self.devices: dict[str, Device] = {}
+        self.deploy_states: dict[str, dict[str, Any]] = {}  # each device's last deployment state
+        self.rollouts: dict[str, dict[str, Any]] = {}  # retained rollout records, by bundle sha256
+        self.deployers: dict[str, dict[str, Any]] = {}  # whether each record's deploying client is there
         self._lock = threading.Lock()
         self.last_message = time.monotonic()
         self.subscribed = threading.Event()
 
     def on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        client.subscribe([(f"edgekit/+/{topic}", 1) for topic in TOPICS])
+        topics = [f"edgekit/+/{topic}" for topic in (*TOPICS, DEPLOY_STATE)] + [f"{ROLLOUT_TOPIC}/#"]
+        client.subscribe([(topic, 1) for topic in topics])
 
     def on_subscribe(self, *args: Any) -> None:
         self.last_message = time.monotonic()
         self.subscribed.set()
 
     def on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        if getattr(message, "retain", False):
+            # What the broker holds comes flagged retained; live figures from a busy fleet do not,
+            # and must not keep the table from settling.
+            self.last_message = time.monotonic()
         parts = message.topic.split("/")
+        if message.topic.startswith(ROLLOUT_TOPIC + "/"):
+            with self._lock:
+                remember_rollout(self.rollouts, self.deployers, parts, message.payload)
+            return
+        if len(parts) == 4 and "/".join(parts[2:]) == DEPLOY_STATE:
+            with self._lock:
+                try:
+                    state = json.loads(message.payload or b"null")
+                except json.JSONDecodeError:
+                    return
+                if isinstance(state, dict):
+                    self.deploy_states[parts[1]] = state
+            return
         if len(parts) != 3 or parts[2] not in TOPICS:
             return
         device_id, topic = parts[1], parts[2]
         text = message.payload.decode("utf-8", errors="replace")
         with self._lock:
-            self.last_message = time.monotonic()
             if not text:  # a cleared retained topic
                 if topic == "status":
                     self.devices.pop(device_id, None)
@@ -89,7 +114,20 @@ class FleetView:
     def rows(self) -> list[dict[str, Any]]:
         now = time.time()
         with self._lock:
-            return [self.devices[name].row(now) for name in sorted(self.devices)]
+            return [self.devices[name].row(now, self.deploy_states.get(name, {})) for name in sorted(self.devices)]
+
+    def unfinished_rollouts(self) -> list[dict[str, Any]]:
+        """Rollouts left half-applied, each with every target's deployment state as devices report it."""
+        with self._lock:
+            found = unfinished_rollouts(self.rollouts, self.deployers)
+            for record in found:
+                states = []
+                for device_id in record.get("targets") or []:
+                    deploy = self.deploy_states.get(device_id, {})
+                    mine = deploy.get("deployment") == record.get("deployment")
+                    states.append({"device_id": device_id, "state": deploy.get("state") if mine else "not offered"})
+                record["devices"] = states
+        return found
 
     def wait_settled(self, timeout: float) -> bool:
         """Until the retained messages stop coming (True), or ``timeout`` passes (False)."""
@@ -101,6 +139,40 @@ class FleetView:
                 return True
             time.sleep(0.02)
         return False
+
+
+def remember_rollout(
+    rollouts: dict[str, dict[str, Any]], deployers: dict[str, dict[str, Any]], parts: list[str], payload: bytes
+) -> None:
+    """Fold one message under ``edgekit/rollouts/`` into the two maps (records, deployer presence)."""
+    if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] != "deployer"):
+        return
+    try:
+        document = json.loads(payload) if payload else None
+    except json.JSONDecodeError:
+        return
+    into = rollouts if len(parts) == 3 else deployers
+    if isinstance(document, dict):
+        into[parts[2]] = document
+    else:
+        into.pop(parts[2], None)
+
+
+def unfinished_rollouts(
+    rollouts: dict[str, dict[str, Any]], deployers: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Records of rollouts that did not finish: interrupted, or running with their deployer gone."""
+    found = []
+    for bundle, record in rollouts.items():
+        state = record.get("state")
+        presence = deployers.get(bundle) or {}
+        if state == "running" and presence.get("deployment") == record.get("deployment"):
+            if presence.get("state") == "gone":
+                found.append(dict(record, state="interrupted"))
+            continue  # its deployer is still at work
+        if state in UNFINISHED:
+            found.append(dict(record))
+    return found
 
 
 def summary_line(rows: list[dict[str, Any]]) -> str:
