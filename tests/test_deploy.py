@@ -420,6 +420,77 @@ def test_a_deployer_killed_mid_rollout_shows_interrupted_and_the_same_deploy_res
         assert no_gaps([r["seq"] for r in results]) and results[-1]["model_sha256"] == new_sha
 
 
+def test_the_shipped_mosquitto_acl_lets_only_the_deployer_offer(tmp_path, detector, second_model, video, keys):
+    """examples/mosquitto-acl.conf as shipped: a device's own login cannot offer another device a
+    deployment (even one signed by a trusted key: the broker drops it), the deployer's can."""
+    import os
+
+    from tools.mqtt_brokers import free_port
+
+    private, public = keys
+    users = {"deployer": "d-secret", "viewer": "v-secret", "cam-a": "a-secret", "cam-b": "b-secret"}
+    passwords = tmp_path / "passwd"
+    for index, (user, password) in enumerate(users.items()):
+        flags = ["-b", "-c"] if index == 0 else ["-b"]
+        subprocess.run(["mosquitto_passwd", *flags, str(passwords), user, password], check=True)
+    acl = Path(__file__).resolve().parent.parent / "examples" / "mosquitto-acl.conf"
+    port = free_port()
+    extra = f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwords}\nacl_file {acl}\n"
+    broker = Mosquitto(tmp_path / "broker", extra=extra, port=port).start()
+    url = f"mqtt://127.0.0.1:{port}"
+    folder = tmp_path / "cam-a"
+    folder.mkdir()
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "edgekit", "run", "--buffer", str(folder / "outbox.sqlite"), "--model", str(detector),
+         "--source", str(video), "--broker", url, "--device-id", "cam-a", "--username", "cam-a", "--loop",
+         "--max-fps", "20", "--stats-interval", "0.5", "--trust-key", str(public)],
+        stdout=subprocess.PIPE, stderr=open(folder / "daemon.log", "w"), text=True,  # noqa: SIM115
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "EDGEKIT_MQTT_PASSWORD": users["cam-a"]},
+    )  # fmt: skip
+
+    def fleet(user: str, *args: str) -> Any:
+        return run_edgekit(
+            *args, "--broker", url, "--username", user, "--json", timeout=240,
+            env_extra={"EDGEKIT_MQTT_PASSWORD": users[user]},
+        )  # fmt: skip
+
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            rows = json.loads(fleet("viewer", "fleet", "status").stdout)["devices"]
+            if rows and rows[0]["online"] and rows[0]["model"]:
+                break
+            assert time.monotonic() < deadline, daemon_log(folder)
+            time.sleep(1)
+        # cam-b's login, a signed offer: the broker does not let cam-b write cam-a's deploy topic.
+        impostor = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        impostor.username_pw_set("cam-b", users["cam-b"])
+        impostor.connect("127.0.0.1", port)
+        impostor.loop_start()
+        offer = {"kind": "rollback", "deployment": "from-cam-b", "device": "cam-a", "key_id": Signer(private).key_id}
+        from edgekit.fleet.bundle import canonical
+
+        offer["signature"] = Signer(private).sign(canonical(offer))
+        impostor.publish("edgekit/cam-a/deploy", json.dumps(offer), qos=1).wait_for_publish(5)
+        time.sleep(3)
+        impostor.loop_stop()
+        impostor.disconnect()
+        rows = json.loads(fleet("viewer", "fleet", "status").stdout)["devices"]
+        assert rows[0]["deployment"] is None, "the device never saw cam-b's offer"
+        # The deployer's: through, checked, active. The viewer may not deploy at all.
+        denied = fleet("viewer", "deploy", str(second_model), "--devices", "cam-a", "--key", str(private),
+                       "--timeout", "10")  # fmt: skip
+        assert denied.returncode == DeploymentError.exit_code, denied.stderr
+        assert "refused the model's chunks (Not authorized)" in denied.stderr.strip().splitlines()[-1], denied.stderr
+        done = fleet("deployer", "deploy", str(second_model), "--devices", "cam-a", "--key", str(private))
+        assert done.returncode == 0, done.stderr + daemon_log(folder)
+        rows = json.loads(fleet("viewer", "fleet", "status").stdout)["devices"]
+        assert rows[0]["deploy"] == "active" and rows[0]["sha256"] == sha_of(second_model)
+    finally:
+        terminate(daemon)
+        broker.stop()
+
+
 def test_signing_and_limits_alone(tmp_path) -> None:
     private, public = generate_key_pair(tmp_path / "k.key")
     signer, trusted = Signer(private), TrustedKeys([public])

@@ -22,7 +22,8 @@ from tools.mqtt_brokers import Mosquitto, Recorder, wait_for_port
 README_BROKER = "mqtt://10.0.0.5:1883"
 CAMERA = "--source 0"
 # Commands that serve until Ctrl-C: started in the background, stopped (SIGINT) at the end.
-SERVING = {"watch": None, "broker": 1884, "serve": 8501}  # command → the port it must open, if any
+# A daemon that takes deployments (`run … --trust-key`) serves too: its camera, a recording here, loops.
+SERVING = {"watch": None, "broker": 1884, "serve": 8501, "run": None}  # command → the port it must open, if any
 
 
 def code_blocks() -> list[str]:
@@ -75,7 +76,9 @@ def _venv_env(home: Path) -> dict[str, str]:
 
 def _serving_kind(command: str) -> str | None:
     words = command.split()
-    return words[1] if len(words) > 1 and words[0] == "edgekit" and words[1] in SERVING else None
+    if len(words) < 2 or words[0] != "edgekit" or words[1] not in SERVING:
+        return None
+    return None if words[1] == "run" and "--trust-key" not in words else words[1]
 
 
 @pytest.mark.ci
@@ -101,10 +104,12 @@ def test_what_works_today_runs_as_written(tmp_path: Path) -> None:
     subscriber = Recorder(broker.port, "pi-kitchen")
     background: list[tuple[str, subprocess.Popen]] = []
     logs: list[tuple[Path, Path]] = []
+    devices: list[Recorder] = []  # the daemons that serve, each watched
     try:
         for command in commands:
-            shell = command.replace(README_BROKER, local).replace(CAMERA, f"--source {recording}")
             kind = _serving_kind(command)
+            camera = f"--source {recording}" + (" --loop" if kind == "run" else "")
+            shell = command.replace(README_BROKER, local).replace(CAMERA, camera)
             if kind is not None:
                 # `exec`: the shell becomes the command, so Ctrl-C (SIGINT) reaches it and not a shell.
                 # Its output goes to files, as a terminal would take it: a pipe nobody reads fills up
@@ -121,6 +126,11 @@ def test_what_works_today_runs_as_written(tmp_path: Path) -> None:
                 port = SERVING[kind]
                 if port is not None:
                     wait_for_port(port, timeout=120)
+                elif kind == "run":  # the commands after it need the device on the broker
+                    words = command.split()
+                    device = Recorder(broker.port, words[words.index("--device-id") + 1])
+                    devices.append(device)
+                    assert device.wait_for(lambda r: len(r.results()) > 0, 120), err_file.read_text()[-2000:]
                 else:
                     time.sleep(2)  # it subscribes and prints what is retained
                 assert process.poll() is None, f"`{command}` stopped: {err_file.read_text()[-2000:]}"
@@ -142,6 +152,8 @@ def test_what_works_today_runs_as_written(tmp_path: Path) -> None:
             err = err_file.read_text() + ("" if code is not None else "\n(did not stop within 30 s of Ctrl-C)")
             outputs[command] = (code, out_file.read_text(), err)
         subscriber.close()
+        for device in devices:
+            device.close()
         broker.stop()
     for command, (code, _, err) in outputs.items():
         assert code == 0, f"`{command}` did not stop cleanly on Ctrl-C ({code}):\n{err[-2000:]}"
@@ -155,6 +167,10 @@ def test_what_works_today_runs_as_written(tmp_path: Path) -> None:
         run: len(seqs) for run, seqs in runs.items()
     }
     assert (work / "compare.html").stat().st_size > 10_000
+    # The deployed model ran on the device between the two others: deploy, then rollback.
+    shas = [r["model_sha256"] for r in devices[0].results()]
+    changes = [i for i in range(1, len(shas)) if shas[i] != shas[i - 1]]
+    assert len(changes) == 2 and shas[0] == shas[-1], "deploy then rollback, each between two frames"
     assert (home / ".config" / "edgekit" / "profiles" / "host.yaml").exists()
 
 

@@ -22,6 +22,23 @@ COLUMNS = (
 )  # fmt: skip
 
 
+USERNAME_HELP = "Broker user (password from EDGEKIT_MQTT_PASSWORD or --password-file)."
+
+
+def _login(username: str | None, password_file: Path | None) -> tuple[str, str | None] | None:
+    """The broker login these commands use, as `edgekit run` takes it: never a password on the command line."""
+    import os
+
+    if username is None:
+        return None
+    if password_file is not None:
+        try:
+            return username, password_file.read_text().splitlines()[0]
+        except (OSError, IndexError) as exc:
+            raise ConfigError(f"cannot read the password from {password_file}") from exc
+    return username, os.environ.get("EDGEKIT_MQTT_PASSWORD") or None
+
+
 def _table(rows: list[dict[str, Any]]) -> Table:
     from edgekit.fleet.status import summary_line
 
@@ -47,6 +64,8 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     watch: bool = typer.Option(False, "--watch", help="Keep the table live until Ctrl-C."),
     wait: float = typer.Option(5.0, "--wait", help="Seconds to wait for the broker's retained messages."),
+    username: str = typer.Option(None, "--username", help=USERNAME_HELP),
+    password_file: Path = typer.Option(None, "--password-file", help="File holding the broker password."),
 ) -> None:
     """Every device: online, model, fps, p99, buffered, last seen — from retained topics alone."""
     require_extra("paho", "device")
@@ -58,9 +77,12 @@ def status(
     if wait <= 0:
         raise ConfigError(f"--wait must be more than 0 seconds, got {wait:g}")
     view = FleetView()
+    login = _login(username, password_file)
 
     def make_client(protocol: int) -> Any:
         client = new_client(protocol)
+        if login is not None:
+            client.username_pw_set(*login)
         client.on_connect = view.on_connect
         client.on_subscribe = view.on_subscribe
         client.on_message = view.on_message
@@ -118,7 +140,9 @@ def keygen(
     stdout.print(f"wrote {private} (keep it on the deploying machine) and {public} (key {key_id(public.read_bytes())})")
 
 
-def _connect(broker: str, will: tuple[str, bytes] | None = None) -> tuple[Any, Any]:
+def _connect(
+    broker: str, login: tuple[str, str | None] | None, will: tuple[str, bytes] | None = None
+) -> tuple[Any, Any]:
     from edgekit.daemon.mqtt import BrokerAddress
     from edgekit.daemon.mqtt_protocol import connect_with_fallback, new_client
     from edgekit.fleet.deploy import Deployer
@@ -129,6 +153,8 @@ def _connect(broker: str, will: tuple[str, bytes] | None = None) -> tuple[Any, A
 
     def make_client(protocol: int) -> Any:
         client = new_client(protocol)
+        if login is not None:
+            client.username_pw_set(*login)
         if will is not None:  # the rollout's record shows it interrupted if this client vanishes
             client.will_set(will[0], will[1], qos=1, retain=True)
         deployer = Deployer(client, FleetView())
@@ -136,6 +162,7 @@ def _connect(broker: str, will: tuple[str, bytes] | None = None) -> tuple[Any, A
         client.on_connect = deployer.on_connect
         client.on_subscribe = deployer.view.on_subscribe
         client.on_message = deployer.on_message
+        client.on_publish = deployer.on_publish
         return client
 
     client = connect_with_fallback(make_client, address.host, address.port)
@@ -191,6 +218,8 @@ def deploy(
     settle: float = typer.Option(10.0, "--settle", help="Seconds the canaries must keep their fps and p99."),
     max_slowdown: float = typer.Option(0.2, "--max-slowdown", help="How much slower a canary may get (0.2: 20 %)."),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds each wave may take."),
+    username: str = typer.Option(None, "--username", help=USERNAME_HELP),
+    password_file: Path = typer.Option(None, "--password-file", help="File holding the broker password."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Send a model to devices over MQTT: checked on each device, swapped between two frames."""
@@ -209,7 +238,9 @@ def deploy(
     deployment = new_deployment_id()
     with tempfile.TemporaryDirectory(prefix="edgekit-deploy-") as folder:
         bundle = build_bundle(artifact, Path(folder))
-        client, deployer = _connect(broker, will=deployer_will(bundle.sha256, deployment))
+        client, deployer = _connect(
+            broker, _login(username, password_file), will=deployer_will(bundle.sha256, deployment)
+        )
         try:
             targets = _targets(deployer, devices, everyone)
             limit = parse_max_failures(max_failures, len(targets))
@@ -230,6 +261,8 @@ def rollback(
     everyone: bool = typer.Option(False, "--all", help="Every edgekit device online on the broker."),
     key: Path = typer.Option(..., "--key", help="The deployment private key (edgekit fleet keygen)."),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds the devices may take."),
+    username: str = typer.Option(None, "--username", help=USERNAME_HELP),
+    password_file: Path = typer.Option(None, "--password-file", help="File holding the broker password."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ) -> None:
     """Return devices to the model they ran before their last deployment."""
@@ -238,7 +271,7 @@ def rollback(
     from edgekit.fleet.signing import Signer
 
     signer = Signer(key)
-    client, deployer = _connect(broker)
+    client, deployer = _connect(broker, _login(username, password_file))
     try:
         result = roll_back(deployer, _targets(deployer, devices, everyone), signer, timeout_s=timeout)
     finally:

@@ -85,9 +85,14 @@ class Deployer:
         self.bundle: Bundle | None = None
         self.published_bytes = 0
         self.chunk_bytes = CHUNK_BYTES
+        self.refused: dict[int, str] = {}  # message id → the broker's reason (MQTT 5 acknowledgements)
         self._lock = threading.Lock()
 
     # paho callbacks -------------------------------------------------------------------------
+
+    def on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        if getattr(reason_code, "is_failure", False):
+            self.refused[mid] = str(reason_code)
 
     def on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         self.view.on_connect(client, userdata, flags, reason_code, properties)
@@ -136,6 +141,11 @@ class Deployer:
             info.wait_for_publish(PUBLISH_TIMEOUT_S)
             if not info.is_published():
                 raise DeploymentError("the broker did not take the model's chunks in time", hint="check the broker")
+            if info.mid in self.refused:
+                raise DeploymentError(
+                    f"the broker refused the model's chunks ({self.refused[info.mid]})",
+                    hint="deploy as a broker user allowed to write edgekit/# (see examples/mosquitto-acl.conf)",
+                )
         return hashes
 
     def clear_upload(self, bundle: Bundle, chunks: int) -> None:
