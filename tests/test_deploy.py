@@ -491,6 +491,62 @@ def test_the_shipped_mosquitto_acl_lets_only_the_deployer_offer(tmp_path, detect
         broker.stop()
 
 
+def test_fleet_bench_times_on_the_device_predicts_and_records_for_refit(
+    tmp_path, broker, detector, second_model, video, keys
+):
+    """A device recognised as a Raspberry Pi 4 (EDGEKIT_MACHINE_NAME, as in a container) times a
+    model between frames and while paused, beside its profile's prediction; the runs recorded are
+    what `profiles refit` reads; its own model runs on, never replaced."""
+    import os
+
+    private, public = keys
+    folder = tmp_path / "cam-b"
+    folder.mkdir()
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "edgekit", "run", "--buffer", str(folder / "outbox.sqlite"), "--model", str(detector),
+         "--source", str(video), "--broker", f"mqtt://127.0.0.1:{broker.port}", "--device-id", "cam-b", "--loop",
+         "--max-fps", "20", "--stats-interval", "0.5", "--trust-key", str(public)],
+        stdout=subprocess.PIPE, stderr=open(folder / "daemon.log", "w"), text=True,  # noqa: SIM115
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "EDGEKIT_MACHINE_NAME": "Raspberry Pi 4 Model B Rev 1.5"},
+    )  # fmt: skip
+    recorder = Recorder(broker.port, "cam-b")
+    runs = tmp_path / "fleet.jsonl"
+    home = {"HOME": str(tmp_path / "home")}
+    try:
+        wait_results(recorder, 10)
+        assert recorder.of("info")[-1]["profile"] == "rpi4"
+        reports = []
+        for mode in ("--between-frames", "--paused"):
+            done = run_edgekit(
+                "fleet", "bench", str(second_model), "--devices", "cam-b", "--key", str(private), "--runs", "30",
+                mode, "--record", str(runs), "--broker", f"mqtt://127.0.0.1:{broker.port}", "--json", timeout=240,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr + daemon_log(folder)
+            reports.append(json.loads(done.stdout)["devices"][0])
+        for report, mode in zip(reports, ("between frames", "paused"), strict=True):
+            bench = report["bench"]
+            assert report["state"] == "benched" and bench["mode"] == mode and bench["measured"]["runs"] == 30
+            assert bench["profile"] == "rpi4" and bench["predicted"]["device"] == "rpi4"
+            assert isinstance(bench["error_pct"], float)
+        lines = [json.loads(line) for line in runs.read_text().splitlines()]
+        assert len(lines) == 2 and {line["device"] for line in lines} == {"rpi4"}
+        assert lines[0]["model"] == second_model.name and lines[0]["source"].startswith("edgekit fleet bench on")
+        refit = run_edgekit(
+            "profiles", "refit", "rpi4", "--measurements", str(runs), "--name", "rpi4-classroom", env_extra=home
+        )
+        assert refit.returncode == 0, refit.stderr
+        count = len(recorder.results())
+        assert recorder.wait_for(lambda r: len(r.results()) >= count + 10, 30)
+    finally:
+        terminate(daemon)
+        recorder.client.loop_stop()
+    results = recorder.results()
+    assert {r["model_sha256"] for r in results} == {sha_of(detector)}, "benching never replaces the model"
+    assert len({r["run_id"] for r in results}) == 1 and no_gaps([r["seq"] for r in results])
+    leftovers = [p for p in (folder / "deployments-cam-b").iterdir() if p.is_dir()]
+    assert leftovers == [], "the benched model's files are removed"
+
+
 def test_signing_and_limits_alone(tmp_path) -> None:
     private, public = generate_key_pair(tmp_path / "k.key")
     signer, trusted = Signer(private), TrustedKeys([public])

@@ -251,25 +251,11 @@ def bench(
 
 
 def _recorded_run(model: Path, engine: str, measured: dict[str, Any], predicted: dict[str, Any], graph: Any) -> Any:
-    """A measurements-file line: the run, the graph's cost terms, and what the profile predicted."""
-    import datetime
-
     from edgekit.predict import machine_name
-    from edgekit.predict.graph.features import Features
-    from edgekit.predict.profiles.measurements import RecordedRun
+    from edgekit.predict.profiles.measurements import recorded_run
 
-    return RecordedRun(
-        model=model.name,
-        engine=engine,
-        precision=predicted["precision"],
-        threads=predicted["threads"],
-        latency_ms=measured["p50_ms"],
-        features=Features.from_graph(graph).cost_terms(),
-        measured_on=datetime.date.today().isoformat(),
-        source=f"edgekit bench --record on {machine_name()}",
-        device=predicted["device"],
-        predicted_ms=predicted["latency_ms"],
-    )
+    source = f"edgekit bench --record on {machine_name()}"
+    return recorded_run(model.name, engine, measured["p50_ms"], predicted, graph, source)
 
 
 def _row(

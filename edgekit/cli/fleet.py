@@ -189,8 +189,6 @@ def _targets(deployer: Any, devices: str | None, everyone: bool) -> list[str]:
 
 
 def _report(result: dict[str, Any], as_json: bool, title: str) -> None:
-    from edgekit.errors import DeploymentError
-
     if as_json:
         emit_json(result)
     else:
@@ -200,11 +198,96 @@ def _report(result: dict[str, Any], as_json: bool, title: str) -> None:
         for row in result["devices"]:
             table.add_row(row["device_id"], row["state"])
         print_wide(table, min_width=80)
+    _raise_unfinished(result)
+
+
+def _raise_unfinished(result: dict[str, Any]) -> None:
+    """Exit 18 with the first device that did not finish, after every device's state was printed."""
+    from edgekit.errors import DeploymentError
+
     if not result["complete"]:
-        failed = [r for r in result["devices"] if r["state"] not in ("active", "rolled back")]
+        failed = [r for r in result["devices"] if r["state"] not in ("active", "rolled back", "benched")]
         first = f"{failed[0]['device_id']}: {failed[0]['state']}" if failed else "incomplete"
         stopped = f" (stopped: {result['aborted']})" if result.get("aborted") else ""
         raise DeploymentError(f"{len(failed)} of {len(result['devices'])} devices did not finish; {first}{stopped}")
+
+
+@app.command("bench", cls=EdgekitCommand)
+def bench(
+    artifact: Path = typer.Argument(..., help="The model every device times (.tflite, .onnx, .xml)."),
+    broker: str = typer.Option("mqtt://127.0.0.1:1883", "--broker", help="mqtt://HOST:PORT."),
+    devices: str = typer.Option(None, "--devices", help="Comma-separated device ids."),
+    everyone: bool = typer.Option(False, "--all", help="Every edgekit device online on the broker."),
+    key: Path = typer.Option(..., "--key", help="The deployment private key (edgekit fleet keygen)."),
+    runs: int = typer.Option(100, "--runs", help="Timed calls on each device."),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed calls first."),
+    threads: int = typer.Option(1, "--threads", help="Threads the model runs with on each device."),
+    paused: bool = typer.Option(
+        False, "--paused/--between-frames", help="Pause the camera's inference while timing (faster; frames skipped)."
+    ),
+    record: Path = typer.Option(
+        None, "--record", metavar="FILE", help="Append what the devices measured (for edgekit profiles refit)."
+    ),
+    timeout: float = typer.Option(300.0, "--timeout", help="Seconds the devices may take."),
+    username: str = typer.Option(None, "--username", help=USERNAME_HELP),
+    password_file: Path = typer.Option(None, "--password-file", help="File holding the broker password."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Every device times a model itself, beside what its profile predicts; --record keeps the runs."""
+    require_extra("paho", "device")
+    import tempfile
+
+    from edgekit.fleet.bench import fleet_bench
+    from edgekit.fleet.bundle import build_bundle
+    from edgekit.fleet.signing import Signer
+
+    if runs < 1 or warmup < 0 or threads < 1 or timeout <= 0:
+        raise ConfigError("--runs and --threads must be at least 1, --warmup 0 or more, --timeout more than 0")
+    if record is not None:
+        from edgekit.outputs import check_output_file
+        from edgekit.predict.profiles.measurements import read_runs_text
+
+        check_output_file(record, force=True)
+        if record.is_file():
+            read_runs_text(record)
+    signer = Signer(key)
+    with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as folder:
+        bundle = build_bundle(artifact, Path(folder))
+        client, deployer = _connect(broker, _login(username, password_file))
+        try:
+            result = fleet_bench(
+                deployer, bundle, _targets(deployer, devices, everyone), signer, runs=runs, warmup=warmup,
+                threads=threads, paused=paused, timeout_s=timeout, progress=lambda line: print(line, file=sys.stderr),
+            )  # fmt: skip
+        finally:
+            client.disconnect()
+            client.loop_stop()
+    records = [row["bench"]["record"] for row in result["devices"] if row["bench"] and row["bench"]["record"]]
+    if record is not None:
+        from edgekit.predict.profiles.measurements import RecordedRun, append_runs
+
+        if records:
+            append_runs(record, [RecordedRun.model_validate(r) for r in records])
+            print(f"recorded {len(records)} run{'s' if len(records) > 1 else ''} in {record}", file=sys.stderr)
+        else:
+            print(f"nothing recorded in {record}: no device's profile predicted its run", file=sys.stderr)
+    if as_json:
+        emit_json(result)
+    else:
+        table = Table(title=f"{artifact.name}: timed on each device")
+        for column in ("device", "state", "profile", "mode", "p50 ms", "p99 ms", "predicted ms", "error"):
+            table.add_column(column)
+        for row in result["devices"]:
+            b = row["bench"] or {}
+            m, p = b.get("measured") or {}, b.get("predicted") or {}
+            error = b.get("error_pct")
+            table.add_row(
+                row["device_id"], row["state"], str(b.get("profile") or "—"), str(b.get("mode") or "—"),
+                f"{m['p50_ms']:.3f}" if m else "—", f"{m['p99_ms']:.3f}" if m else "—",
+                f"{p['latency_ms']:.3f}" if p else "—", f"{error:+.1f} %" if error is not None else "—",
+            )  # fmt: skip
+        print_wide(table, min_width=100)
+    _raise_unfinished(result)
 
 
 def deploy(

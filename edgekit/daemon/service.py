@@ -160,6 +160,7 @@ class Daemon:
             log.info("metrics on http://%s:%d/metrics", config.metrics_host, config.metrics_port)
         self._publish_info(link)
         if config.trust_key:
+            from edgekit.daemon.identity import recognised_profile
             from edgekit.daemon.updates import DeploymentAgent
             from edgekit.fleet.signing import TrustedKeys
 
@@ -167,7 +168,7 @@ class Daemon:
                 link=link, folder=config.deployments_path(), base_model=config.model, running=self.model,
                 running_sha256=self.model_sha256, trusted=TrustedKeys(config.trust_key),
                 max_bytes=config.deploy_max_bytes, runtime=config.runtime, threads=config.threads,
-                own_process=config.inference == "process",
+                own_process=config.inference == "process", profile=recognised_profile(),
             )  # fmt: skip
             self._agent.start()
         link.start()
@@ -207,6 +208,7 @@ class Daemon:
                     if candidate is not None:  # between two frames: the next one goes to the new model
                         runtime, contract = self._swap(candidate, runtime, capture, link)
                         input_name = runtime.inputs[0].name
+                    self._bench_step()
                 frame = None
                 if not in_flight:
                     frame = mailbox.take(timeout=0.2)
@@ -321,6 +323,19 @@ class Daemon:
         }
         self.model_sha256 = info["model"]["sha256"]
         link.publish_retained("info", json.dumps(info).encode())
+
+    def _bench_step(self) -> None:
+        """A fleet bench's share of this gap between frames: one call, or all of them if paused."""
+        job = self._agent.bench_job()
+        if job is None:
+            return
+        try:
+            job.run_all() if job.paused else job.step()
+        except Exception as exc:  # noqa: BLE001 - a benched model that fails must not stop the daemon
+            self._agent.bench_finished(job, exc)
+            return
+        if job.done:
+            self._agent.bench_finished(job)
 
     def _swap(self, candidate: Any, old: Any, capture: CaptureThread, link: DaemonLink) -> tuple[Any, Any]:
         """Run ``candidate`` from the next frame on; the old model is closed, the run goes on

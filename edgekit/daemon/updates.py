@@ -116,8 +116,10 @@ class DeploymentAgent:
         runtime: str | None,
         threads: int | None,
         own_process: bool,
+        profile: str | None = None,
     ) -> None:
         self.link = link
+        self.profile = profile  # the device profile that recognises this machine (for fleet bench)
         self.folder = folder
         self.base_model = base_model.resolve()
         self.running = running
@@ -129,6 +131,7 @@ class DeploymentAgent:
         self._own_process = own_process
         self._work: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
         self._ready: Candidate | None = None
+        self._bench: Any = None  # a BenchJob the inference loop times (edgekit.daemon.fleet_bench)
         self._lock = threading.Lock()
         self._download: Download | None = None
         self._state: dict[str, Any] = {}
@@ -200,6 +203,8 @@ class DeploymentAgent:
                     self._on_offer(payload)
                 elif kind == "chunk":
                     self._on_chunk(payload, extra)
+                elif kind == "benched":
+                    self._benched(payload, extra)
             except Exception as exc:  # noqa: BLE001 - a deployment that fails must never stop the daemon
                 download = self._download
                 deployment = str(download.offer.get("deployment")) if download else "?"
@@ -238,6 +243,14 @@ class DeploymentAgent:
             self._roll_back(deployment, superseded)
             return
         bundle = offer.get("bundle") or {}
+        if offer.get("kind") == "bench" and self._bench is not None:
+            self._publish_state(deployment, "failed: a bench is already running on this device")
+            self._remember(deployment)
+            return
+        if bundle.get("sha256") == self._running_bundle() and offer.get("kind") == "bench":
+            self._remember(deployment)
+            self._prepare_bench(self.running, offer)  # the running model itself: nothing to fetch
+            return
         if bundle.get("sha256") == self._running_bundle():
             self._remember(deployment)
             self._publish_state(deployment, "active", model=self.running.name, sha256=self.running_sha256)
@@ -327,6 +340,11 @@ class DeploymentAgent:
         target.mkdir()
         artifact, check = unpack(bundle_path, target, str(offer["artifact"]["name"]))
         bundle_path.unlink()
+        if offer.get("kind") == "bench":
+            self._download = None
+            self._remember(deployment)
+            self._prepare_bench(artifact, offer)
+            return
         self._stage(artifact, check, deployment, "active", str(offer["artifact"]["sha256"]))
 
     def _stage(self, artifact: Path, check: dict[str, Any] | None, deployment: str, final_state: str, sha: str) -> None:
@@ -357,6 +375,55 @@ class DeploymentAgent:
                 self._ready.model.close()
             self._ready = Candidate(model, contract, artifact, sha, deployment, final_state)
         log.info("deployment %s: %s loaded and checked; swapping it in", deployment, artifact.name)
+
+    # -- fleet bench ------------------------------------------------------------------------
+
+    def _prepare_bench(self, artifact: Path, offer: dict[str, Any]) -> None:
+        """Load ``artifact`` for the inference loop to time (see edgekit.daemon.fleet_bench)."""
+        from edgekit.daemon.fleet_bench import BenchJob
+
+        bench = offer.get("bench") or {}
+        job = BenchJob(
+            artifact,
+            deployment=str(offer["deployment"]),
+            runtime=self._runtime_for(artifact),
+            threads=int(bench.get("threads") or 1),
+            runs=max(1, int(bench.get("runs") or 100)),
+            warmup=max(0, int(bench.get("warmup") or 10)),
+            paused=bool(bench.get("paused")),
+            profile=self.profile,
+        )
+        self._publish_state(job.deployment, "benching", mode="paused" if job.paused else "between frames")
+        self._bench = job
+
+    def bench_job(self) -> Any:
+        """The bench the inference loop should time now, if one waits (its call, between frames)."""
+        return self._bench
+
+    def bench_finished(self, job: Any, error: BaseException | None = None) -> None:
+        """The loop is done with ``job`` (or it failed): the rest happens off the inference thread."""
+        self._bench = None
+        self._work.put(("benched", job, error))
+
+    def _benched(self, job: Any, error: BaseException | None) -> None:
+        try:
+            if error is not None:
+                reason = error.one_line() if isinstance(error, EdgekitError) else f"{type(error).__name__}: {error}"
+                self._publish_state(job.deployment, f"failed: bench: {reason}")
+                return
+            report = job.report()
+            self._publish_state(job.deployment, "benched", bench=report)
+            log.info(
+                "bench %s: %s p50 %.3f ms%s",
+                job.deployment,
+                job.artifact.name,
+                report["measured"]["p50_ms"],
+                f", predicted {report['error_pct']:+.1f} % off" if report["error_pct"] is not None else "",
+            )
+        finally:
+            job.close()
+            if job.artifact.parent.parent == self.folder and job.artifact.parent != self.running.parent:
+                self._prune()  # the benched model's folder goes (a deployed one is kept)
 
     def _runtime_for(self, artifact: Path) -> str | None:
         """The runtime the daemon was told to use, where it runs this format; else the format's own."""

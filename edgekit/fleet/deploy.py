@@ -36,7 +36,7 @@ from edgekit.fleet.signing import Signer
 from edgekit.fleet.status import ROLLOUT_TOPIC, FleetView
 
 CHUNK_BYTES = 256 * 1024
-FINAL = ("active", "rolled back")
+FINAL = ("active", "rolled back", "benched")
 PUBLISH_TIMEOUT_S = 60.0
 
 Progress = Callable[[str], None]
@@ -226,6 +226,16 @@ def wait_for(deployer: Deployer, targets: list[Target], deployment: str, timeout
             target.state = f"timed out ({target.state})"
 
 
+def offer_document(kind: str, deployment: str, bundle: Bundle, hashes: list[str], chunk_bytes: int) -> dict[str, Any]:
+    """What an offer names (before it is signed): the artifact, and the bundle chunk by chunk."""
+    return {
+        "kind": kind,
+        "deployment": deployment,
+        "artifact": {"name": bundle.artifact, "sha256": bundle.artifact_sha256},
+        "bundle": {"sha256": bundle.sha256, "size": bundle.size, "chunk_bytes": chunk_bytes, "chunk_sha256": hashes},
+    }
+
+
 def new_deployment_id() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -301,17 +311,7 @@ def _waves(
     started = time.monotonic()
     hashes = deployer.upload(bundle)
     progress(f"{bundle.artifact}: {bundle.size / 1e6:.2f} MB in {len(hashes)} chunks on the broker")
-    document = {
-        "kind": "deploy",
-        "deployment": deployment,
-        "artifact": {"name": bundle.artifact, "sha256": bundle.artifact_sha256},
-        "bundle": {
-            "sha256": bundle.sha256,
-            "size": bundle.size,
-            "chunk_bytes": deployer.chunk_bytes,
-            "chunk_sha256": hashes,
-        },
-    }
+    document = offer_document("deploy", deployment, bundle, hashes, deployer.chunk_bytes)
     targets = [Target(d) for d in device_ids]
     waves = [targets[:canary], targets[canary:]] if 0 < canary < len(targets) else [targets]
     aborted: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError
 
@@ -27,6 +28,29 @@ class RecordedRun(Measurement):
 
     def measurement(self) -> Measurement:
         return Measurement.model_validate(self.model_dump(include=set(Measurement.model_fields)))
+
+
+def recorded_run(
+    model: str, engine: str, latency_ms: float, predicted: dict[str, Any], graph: Any, source: str
+) -> RecordedRun:
+    """A measurements-file line: the run, the graph's cost terms, and what the profile predicted
+    (``predicted``: a Prediction's ``to_dict()``)."""
+    import datetime
+
+    from edgekit.predict.graph.features import Features
+
+    return RecordedRun(
+        model=model,
+        engine=engine,
+        precision=predicted["precision"],
+        threads=predicted["threads"],
+        latency_ms=latency_ms,
+        features=Features.from_graph(graph).cost_terms(),
+        measured_on=datetime.date.today().isoformat(),
+        source=source,
+        device=predicted["device"],
+        predicted_ms=predicted["latency_ms"],
+    )
 
 
 def append_runs(path: Path, runs: list[RecordedRun]) -> None:
