@@ -125,7 +125,8 @@ def detector_stages(detector: Path, video: Path, port: int, frames: int, work: P
 def publish_latency(port: int, work: Path, count: int = 2000) -> list[str]:
     import paho.mqtt.client as mqtt
 
-    from edgekit.daemon.mqtt import BrokerSettings, DaemonLink
+    from edgekit.daemon.broker_address import BrokerSettings
+    from edgekit.daemon.mqtt import DaemonLink
     from edgekit.daemon.outbox import OfflineBuffer
 
     received: list[float] = []

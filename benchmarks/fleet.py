@@ -258,7 +258,7 @@ def deploy(model: Path, port: int, key: Path, *extra: str) -> dict[str, Any]:
 
 def wrong_check_bundle(model: Path, folder: Path) -> Any:
     """``model``'s bundle with check outputs it does not give: it loads, and fails its on-device check."""
-    from edgekit.fleet.bundle import Bundle, build_bundle, npz_bytes, sha256_bytes
+    from edgekit.daemon.bundle import Bundle, build_bundle, npz_bytes, sha256_bytes
 
     bundle = build_bundle(model, folder)
     out = folder / f"bad-{bundle.path.name}"
@@ -274,8 +274,8 @@ def wrong_check_bundle(model: Path, folder: Path) -> Any:
 
 
 def bad_rollout(model: Path, port: int, private: Path, devices: list[str], work: Path) -> dict[str, Any]:
+    from edgekit.daemon.signing import Signer
     from edgekit.fleet.deploy import Deployer, rollout
-    from edgekit.fleet.signing import Signer
     from edgekit.fleet.status import FleetView
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
@@ -421,8 +421,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="train the detector this briefly (a trial run)")
     parser.add_argument("--no-write", action="store_true", help="print the tables, leave RESULTS.md alone")
     args = parser.parse_args()
+    from edgekit.daemon.signing import generate_key_pair
     from edgekit.examples.shapes_video import write_shapes_video
-    from edgekit.fleet.signing import generate_key_pair
 
     body: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-fleet-") as tmp:

@@ -16,10 +16,10 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 
+from edgekit.daemon.bundle import Bundle, build_bundle, chunk_hashes, read_chunk, sha256_bytes
+from edgekit.daemon.signing import Signer, TrustedKeys, generate_key_pair
 from edgekit.errors import ConfigError, DeploymentError
-from edgekit.fleet.bundle import Bundle, build_bundle, chunk_hashes, read_chunk, sha256_bytes
 from edgekit.fleet.deploy import CHUNK_BYTES, Deployer, parse_max_failures, rollout
-from edgekit.fleet.signing import Signer, TrustedKeys, generate_key_pair
 from edgekit.fleet.status import FleetView
 from tools.mqtt_brokers import CuttableProxy, Mosquitto, Recorder
 
@@ -468,7 +468,7 @@ def test_the_shipped_mosquitto_acl_lets_only_the_deployer_offer(tmp_path, detect
         impostor.connect("127.0.0.1", port)
         impostor.loop_start()
         offer = {"kind": "rollback", "deployment": "from-cam-b", "device": "cam-a", "key_id": Signer(private).key_id}
-        from edgekit.fleet.bundle import canonical
+        from edgekit.daemon.bundle import canonical
 
         offer["signature"] = Signer(private).sign(canonical(offer))
         impostor.publish("edgekit/cam-a/deploy", json.dumps(offer), qos=1).wait_for_publish(5)

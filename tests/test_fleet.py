@@ -98,3 +98,48 @@ def test_fleet_status_bad_input_is_one_line(args: list[str], code: int, line: st
     assert result.returncode == code, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(line), lines
+
+
+def test_homeassistant_discovery_configs_render_against_what_the_daemon_publishes(
+    tmp_path, broker, detector, video
+) -> None:
+    """--homeassistant: retained discovery configs, one device, and every value template renders
+    (with Jinja2, as Home Assistant does) to a value from the daemon's real stats and results."""
+    import jinja2
+
+    from tools.mqtt_brokers import Recorder
+
+    seen: dict[str, dict] = {}
+    watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    watcher.on_connect = lambda c, u, f, rc, p: c.subscribe("homeassistant/#", qos=1)
+    watcher.on_message = lambda c, u, m: seen.__setitem__(m.topic, {"retain": m.retain, **json.loads(m.payload)})
+    recorder = Recorder(broker.port, "cam-h")
+    daemon = start_daemon(
+        tmp_path, detector, video, f"mqtt://127.0.0.1:{broker.port}", "cam-h", "--loop", "--max-fps", "20",
+        "--stats-interval", "0.5", "--homeassistant",
+    )  # fmt: skip
+    try:
+        assert recorder.wait_for(lambda r: len(r.of("stats")) >= 2 and len(r.results()) >= 5, 90), daemon_log(tmp_path)
+    finally:
+        terminate(daemon)
+        recorder.client.loop_stop()
+    watcher.connect("127.0.0.1", broker.port)  # after the daemon stopped: the configs are retained
+    watcher.loop_start()
+    deadline = time.monotonic() + 10
+    while len(seen) < 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    watcher.loop_stop()
+    assert sorted(seen) == sorted(
+        f"homeassistant/sensor/edgekit_cam-h_{key}/config"
+        for key in ("fps", "latency_p50", "latency_p99", "buffered", "last_result")
+    )
+    payloads = {"stats": recorder.of("stats")[-1], "results": recorder.results()[-1]}
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    for config in seen.values():
+        assert config["retain"] and config["availability_topic"] == "edgekit/cam-h/status"
+        assert config["device"]["identifiers"] == ["edgekit_cam-h"] and config["device"]["model"] == detector.name
+        kind = config["state_topic"].rsplit("/", 1)[-1]
+        rendered = environment.from_string(config["value_template"]).render(value_json=payloads[kind]).strip()
+        assert rendered not in ("", "None"), (config["name"], rendered)
+        if config.get("unit_of_measurement"):
+            float(rendered)  # a number Home Assistant can chart

@@ -55,6 +55,12 @@ def run(
     metrics_host: str = typer.Option(
         None, "--metrics-host", help="Address the metrics endpoint listens on (default 127.0.0.1; 0.0.0.0 for all)."
     ),
+    homeassistant: bool = typer.Option(
+        None, "--homeassistant/--no-homeassistant", help="Publish Home Assistant MQTT discovery configs."
+    ),
+    homeassistant_prefix: str = typer.Option(
+        None, "--homeassistant-prefix", metavar="PREFIX", help="Home Assistant's discovery prefix (homeassistant)."
+    ),
     mqtt_version: str = typer.Option(
         None, "--mqtt-version", help="auto (5, falling back to 3.1.1), 5 or 3.1.1.", metavar="VERSION"
     ),
@@ -103,6 +109,8 @@ def run(
             "stats_interval": stats_interval,
             "metrics_port": metrics_port,
             "metrics_host": metrics_host,
+            "homeassistant": homeassistant,
+            "homeassistant_prefix": homeassistant_prefix,
             "mqtt_version": mqtt_version,
             "require_broker": require_broker,
             "trust_key": trust_key or None,
@@ -132,7 +140,7 @@ def watch(
 ) -> None:
     """Print what devices publish: status, results and stats, live."""
     require_extra("paho", "device")
-    from edgekit.daemon.mqtt import BrokerAddress
+    from edgekit.daemon.broker_address import BrokerAddress
     from edgekit.daemon.mqtt_protocol import connect_with_fallback, new_client
 
     address = BrokerAddress.parse(broker)

@@ -69,7 +69,7 @@ def status(
 ) -> None:
     """Every device: online, model, fps, p99, buffered, last seen — from retained topics alone."""
     require_extra("paho", "device")
-    from edgekit.daemon.mqtt import BrokerAddress
+    from edgekit.daemon.broker_address import BrokerAddress
     from edgekit.daemon.mqtt_protocol import connect_with_fallback, new_client
     from edgekit.fleet.status import FleetView
 
@@ -134,7 +134,7 @@ def keygen(
     force: bool = typer.Option(False, "--force", help="Replace existing key files."),
 ) -> None:
     """A deployment key pair: sign with the private key, give devices the .pub (edgekit run --trust-key)."""
-    from edgekit.fleet.signing import generate_key_pair, key_id
+    from edgekit.daemon.signing import generate_key_pair, key_id
 
     private, public = generate_key_pair(out, force=force)
     stdout.print(f"wrote {private} (keep it on the deploying machine) and {public} (key {key_id(public.read_bytes())})")
@@ -143,7 +143,7 @@ def keygen(
 def _connect(
     broker: str, login: tuple[str, str | None] | None, will: tuple[str, bytes] | None = None
 ) -> tuple[Any, Any]:
-    from edgekit.daemon.mqtt import BrokerAddress
+    from edgekit.daemon.broker_address import BrokerAddress
     from edgekit.daemon.mqtt_protocol import connect_with_fallback, new_client
     from edgekit.fleet.deploy import Deployer
     from edgekit.fleet.status import FleetView
@@ -237,9 +237,9 @@ def bench(
     require_extra("paho", "device")
     import tempfile
 
+    from edgekit.daemon.bundle import build_bundle
+    from edgekit.daemon.signing import Signer
     from edgekit.fleet.bench import fleet_bench
-    from edgekit.fleet.bundle import build_bundle
-    from edgekit.fleet.signing import Signer
 
     if runs < 1 or warmup < 0 or threads < 1 or timeout <= 0:
         raise ConfigError("--runs and --threads must be at least 1, --warmup 0 or more, --timeout more than 0")
@@ -309,9 +309,9 @@ def deploy(
     require_extra("paho", "device")
     import tempfile
 
-    from edgekit.fleet.bundle import build_bundle
+    from edgekit.daemon.bundle import build_bundle
+    from edgekit.daemon.signing import Signer
     from edgekit.fleet.deploy import deployer_will, new_deployment_id, parse_max_failures, rollout
-    from edgekit.fleet.signing import Signer
 
     if canary < 0:
         raise ConfigError(f"--canary must be 0 or more, got {canary}")
@@ -350,8 +350,8 @@ def rollback(
 ) -> None:
     """Return devices to the model they ran before their last deployment."""
     require_extra("paho", "device")
+    from edgekit.daemon.signing import Signer
     from edgekit.fleet.deploy import roll_back
-    from edgekit.fleet.signing import Signer
 
     signer = Signer(key)
     client, deployer = _connect(broker, _login(username, password_file))

@@ -69,6 +69,12 @@ class DaemonConfig(BaseModel):
     metrics_host: str = Field(
         "127.0.0.1", description="address the metrics endpoint listens on; 0.0.0.0 exposes it on every interface"
     )
+    homeassistant: bool = Field(
+        False, description="publish Home Assistant MQTT discovery configs (fps, latency, backlog, last result)"
+    )
+    homeassistant_prefix: str = Field(
+        "homeassistant", pattern=r"^[A-Za-z0-9_/-]+$", description="Home Assistant's discovery prefix"
+    )
     trust_key: list[Path] = Field(
         default_factory=list,
         description="public keys (edgekit fleet keygen's .pub) whose signed deployments this device accepts; "
@@ -91,7 +97,7 @@ class DaemonConfig(BaseModel):
     @classmethod
     def _broker_url_parses(cls, value: str) -> str:
         # Checked with the rest of the config, before a model is loaded or a camera opened.
-        from edgekit.daemon.mqtt import BrokerAddress
+        from edgekit.daemon.broker_address import BrokerAddress
 
         try:
             BrokerAddress.parse(value)

@@ -10,11 +10,16 @@ and a line in the measurements format (``edgekit profiles refit`` reads it).
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from edgekit.bench import random_feeds, summarize
+from edgekit.daemon.deployed import prune
+from edgekit.errors import EdgekitError
+
+log = logging.getLogger("edgekit.daemon.updates")
 
 
 class BenchJob:
@@ -93,8 +98,6 @@ class BenchJob:
         if self.profile is None:
             report["note"] = "no device profile recognises this machine: measured only"
             return report
-        from edgekit.errors import EdgekitError
-
         try:
             report.update(self._predicted(measured["p50_ms"]))
         except EdgekitError as exc:  # a profile that cannot price this model: said, the measurement stands
@@ -120,3 +123,53 @@ class BenchJob:
             "error_pct": round(error, 1) if error is not None else None,
             "record": record,
         }
+
+
+class Benches:
+    """A deployment agent's benches, one at a time: loaded on the agent's thread, timed by the
+    inference loop (``job``, ``finished``), reported on the agent's thread again."""
+
+    def __init__(self, agent: Any) -> None:
+        self._agent = agent
+        self.job: BenchJob | None = None
+
+    def prepare(self, artifact: Path, offer: dict[str, Any]) -> None:
+        bench = offer.get("bench") or {}
+        job = BenchJob(
+            artifact,
+            deployment=str(offer["deployment"]),
+            runtime=self._agent._runtime_for(artifact),
+            threads=int(bench.get("threads") or 1),
+            runs=max(1, int(bench.get("runs") or 100)),
+            warmup=max(0, int(bench.get("warmup") or 10)),
+            paused=bool(bench.get("paused")),
+            profile=self._agent.profile,
+        )
+        self._agent._publish_state(job.deployment, "benching", mode="paused" if job.paused else "between frames")
+        self.job = job
+
+    def finished(self, job: BenchJob, error: BaseException | None = None) -> None:
+        """The loop is done with ``job`` (or it failed): the rest happens off the inference thread."""
+        self.job = None
+        self._agent._work.put(("benched", job, error))
+
+    def report(self, job: BenchJob, error: BaseException | None) -> None:
+        agent = self._agent
+        try:
+            if error is not None:
+                reason = error.one_line() if isinstance(error, EdgekitError) else f"{type(error).__name__}: {error}"
+                agent._publish_state(job.deployment, f"failed: bench: {reason}")
+                return
+            report = job.report()
+            agent._publish_state(job.deployment, "benched", bench=report)
+            log.info(
+                "bench %s: %s p50 %.3f ms%s",
+                job.deployment,
+                job.artifact.name,
+                report["measured"]["p50_ms"],
+                f", predicted {report['error_pct']:+.1f} % off" if report["error_pct"] is not None else "",
+            )
+        finally:
+            job.close()
+            if job.artifact.parent.parent == agent.folder and job.artifact.parent != agent.running.parent:
+                prune(agent.folder, agent.running)  # the benched model's folder goes (a deployed one is kept)

@@ -20,13 +20,10 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
+from edgekit.daemon.broker_address import BrokerAddress, BrokerSettings
 from edgekit.daemon.mqtt_protocol import (
-    MqttVersion,
     is_fatal_refusal,
     new_client,
     protocol_name,
@@ -34,7 +31,7 @@ from edgekit.daemon.mqtt_protocol import (
     tcp_reason,
 )
 from edgekit.daemon.outbox import OfflineBuffer
-from edgekit.errors import BrokerError, ConfigError
+from edgekit.errors import BrokerError
 
 log = logging.getLogger("edgekit.daemon.mqtt")
 
@@ -42,46 +39,6 @@ MAX_INFLIGHT = 64
 # An MQTT 5 CONNECT left unanswered this long is taken as "this broker does not speak 5": amqtt
 # 0.12 waits forever for a will it misreads, RabbitMQ's MQTT plugin never answers.
 CONNACK_TIMEOUT_S = 3.0
-
-
-@dataclass(frozen=True)
-class BrokerAddress:
-    host: str
-    port: int
-    tls: bool
-
-    @classmethod
-    def parse(cls, url: str) -> BrokerAddress:
-        parsed = urlparse(url if "://" in url else f"mqtt://{url}")
-        if parsed.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-            raise ConfigError(f"broker URL '{url}' must start with mqtt:// or mqtts://")
-        if not parsed.hostname:
-            raise ConfigError(f"broker URL '{url}' has no host", hint="use mqtt://HOST:PORT")
-        tls = parsed.scheme in ("mqtts", "ssl")
-        try:
-            port = parsed.port or (8883 if tls else 1883)
-        except ValueError as exc:
-            raise ConfigError(f"broker URL '{url}' has an invalid port") from exc
-        return cls(parsed.hostname, port, tls)
-
-
-@dataclass(frozen=True)
-class BrokerSettings:
-    url: str = "mqtt://127.0.0.1:1883"
-    client_id: str = ""
-    username: str | None = None
-    password: str | None = None
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    tls_insecure: bool = False
-    version: MqttVersion = MqttVersion.AUTO
-    keepalive: int = 15
-
-    @property
-    def url_shown(self) -> str:
-        """The URL as a log line may show it (it never carries a password)."""
-        return self.url if "://" in self.url else f"mqtt://{self.url}"
 
 
 class DaemonLink:
@@ -116,7 +73,7 @@ class DaemonLink:
         self._wake = threading.Condition(self._lock)
         self._stopping = threading.Event()
         # Retained topics under the prefix published on every connect (the device's ``info``).
-        self.retained: dict[str, bytes] = {}
+        self.retained: dict[str, bytes] = {}  # full topic → payload, published again on every connect
         # Topic filters beyond ``cmd`` (deployments), renewed on every connect, with their handlers.
         self._subscriptions: dict[str, Callable[[str, bytes], None]] = {}
 
@@ -229,8 +186,8 @@ class DaemonLink:
         self.connects += 1
         self._first_outcome.set()
         client.publish(f"{self.prefix}/status", b"online", qos=1, retain=True)
-        for name, payload in self.retained.items():
-            client.publish(f"{self.prefix}/{name}", payload, qos=1, retain=True)
+        for full_topic, payload in self.retained.items():
+            client.publish(full_topic, payload, qos=1, retain=True)
         client.subscribe(f"{self.prefix}/cmd", qos=1)
         for topic in list(self._subscriptions):
             client.subscribe(topic, qos=1)
@@ -349,11 +306,13 @@ class DaemonLink:
         if self.connected.is_set():
             self.client.publish(topic, payload, qos=1)
 
-    def publish_retained(self, name: str, payload: bytes) -> None:
-        """``<prefix>/<name>``, retained: sent now if connected, and again on every connect."""
-        self.retained[name] = payload
+    def publish_retained(self, name: str, payload: bytes, *, absolute: bool = False) -> None:
+        """``<prefix>/<name>`` (or the topic ``name`` itself, ``absolute``), retained: sent now if
+        connected, and again on every connect."""
+        full_topic = name if absolute else f"{self.prefix}/{name}"
+        self.retained[full_topic] = payload
         if self.connected.is_set():
-            self.client.publish(f"{self.prefix}/{name}", payload, qos=1, retain=True)
+            self.client.publish(full_topic, payload, qos=1, retain=True)
 
     # -- the sender -------------------------------------------------------------------------
 

@@ -20,15 +20,16 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.daemon.broker_address import settings_from_config
 from edgekit.daemon.capture import CaptureThread, LatestFrame, check_source
 from edgekit.daemon.config import DaemonConfig
+from edgekit.daemon.deployed import deployed_model
+from edgekit.daemon.figures import daemon_stats, run_summary
 from edgekit.daemon.identity import device_info
 from edgekit.daemon.inference import HandOver, load_model
-from edgekit.daemon.mqtt import BrokerSettings, DaemonLink
-from edgekit.daemon.mqtt_protocol import MqttVersion
+from edgekit.daemon.mqtt import DaemonLink
 from edgekit.daemon.outbox import OfflineBuffer
 from edgekit.daemon.processing import ModelContract
-from edgekit.daemon.updates import deployed_model
 from edgekit.errors import BrokerError, ConfigError, InputNotFoundError
 
 log = logging.getLogger("edgekit.daemon")
@@ -132,7 +133,7 @@ class Daemon:
         if len(outbox):
             log.info("%d results from an earlier run are waiting in %s", len(outbox), outbox.path)
         link = DaemonLink(
-            self._broker_settings(),
+            settings_from_config(config),
             config.device_id,
             outbox,
             self.handle_command,
@@ -161,8 +162,8 @@ class Daemon:
         self._publish_info(link)
         if config.trust_key:
             from edgekit.daemon.identity import recognised_profile
+            from edgekit.daemon.signing import TrustedKeys
             from edgekit.daemon.updates import DeploymentAgent
-            from edgekit.fleet.signing import TrustedKeys
 
             self._agent = DeploymentAgent(
                 link=link, folder=config.deployments_path(), base_model=config.model, running=self.model,
@@ -323,19 +324,23 @@ class Daemon:
         }
         self.model_sha256 = info["model"]["sha256"]
         link.publish_retained("info", json.dumps(info).encode())
+        if config.homeassistant:
+            from edgekit.daemon.homeassistant import publish_discovery
+
+            publish_discovery(link, config.device_id, self.model.name, config.homeassistant_prefix)
 
     def _bench_step(self) -> None:
         """A fleet bench's share of this gap between frames: one call, or all of them if paused."""
-        job = self._agent.bench_job()
+        job = self._agent.benches.job
         if job is None:
             return
         try:
             job.run_all() if job.paused else job.step()
         except Exception as exc:  # noqa: BLE001 - a benched model that fails must not stop the daemon
-            self._agent.bench_finished(job, exc)
+            self._agent.benches.finished(job, exc)
             return
         if job.done:
-            self._agent.bench_finished(job)
+            self._agent.benches.finished(job)
 
     def _swap(self, candidate: Any, old: Any, capture: CaptureThread, link: DaemonLink) -> tuple[Any, Any]:
         """Run ``candidate`` from the next frame on; the old model is closed, the run goes on
@@ -366,57 +371,10 @@ class Daemon:
         rest = sum(self._stage_seconds[s] for s in ("inference", "postprocess", "publish")) / self.results
         capture.prepare_here = decode + prepare < rest
 
-    def _broker_settings(self) -> BrokerSettings:
-        c = self.config
-        return BrokerSettings(
-            url=c.broker,
-            client_id=f"edgekit-{c.device_id}",
-            username=c.username,
-            password=c.password() if c.username else None,
-            ca_file=c.ca_file,
-            cert_file=c.cert_file,
-            key_file=c.key_file,
-            tls_insecure=c.tls_insecure,
-            version=MqttVersion(c.mqtt_version),
-        )
-
     def stats(
         self, capture: CaptureThread, mailbox: LatestFrame, outbox: OfflineBuffer, link: DaemonLink
     ) -> dict[str, Any]:
-        now = time.monotonic()
-        window = min(5.0, max(now - self.started, 1e-3))
-        recent = [t for t in list(self._result_times) if now - t <= window]
-        if len(recent) == self._result_times.maxlen:  # faster than the deque holds over the window
-            window = max(now - recent[0], 1e-3)
-        # list() first: a scrape reads these from the metrics thread while the loop appends.
-        latencies = np.asarray(list(self._latencies) or [0.0])
-        return {
-            "device_id": self.config.device_id,
-            "run_id": self.run_id,
-            "ts": round(time.time(), 3),
-            "uptime_s": round(now - self.started, 1),
-            "camera_fps": capture.camera_fps(),
-            "inference_fps": round(len(recent) / window, 2),
-            "results": self.results,
-            "skipped_frames": mailbox.skipped,
-            "latency_p50_ms": round(float(np.percentile(latencies, 50)), 3),
-            "latency_p99_ms": round(float(np.percentile(latencies, 99)), 3),
-            "queue_depth": mailbox.depth,
-            "buffered": len(outbox),
-            "buffered_bytes": outbox.size_bytes,
-            "inflight": link.inflight,
-            "dropped_overflow": outbox.dropped,
-            "dropped_disk_full": outbox.refused,
-            "source_reconnects": capture.reconnects,
-            "source_gap_s": capture.gap_s(),
-            "longest_source_gap_s": round(capture.longest_gap_s, 2),
-            "broker_connects": link.connects,
-            "broker_refusals": link.refusals,
-            "connected": link.connected.is_set(),
-            "mqtt_version": link.protocol_version,
-            "paused": self.paused,
-            "threshold": self.threshold,
-        }
+        return daemon_stats(self, capture, mailbox, outbox, link)
 
     def _publish_stats(
         self, link: DaemonLink, capture: CaptureThread, mailbox: LatestFrame, outbox: OfflineBuffer, topic: str
@@ -439,13 +397,4 @@ class Daemon:
     def summary(
         self, capture: CaptureThread, mailbox: LatestFrame, outbox: OfflineBuffer, link: DaemonLink
     ) -> dict[str, Any]:
-        per_result = max(self.results, 1)
-        stages = {"capture": round(capture.read_seconds / max(capture.frames_read, 1) * 1000, 4)}
-        stages.update({k: round(v / per_result * 1000, 4) for k, v in self._stage_seconds.items()})
-        elapsed = (self._result_times[-1] - self._result_times[0]) if len(self._result_times) > 1 else 0.0
-        return {
-            **self.stats(capture, mailbox, outbox, link),
-            "frames_read": capture.frames_read,
-            "stage_ms": stages,  # mean milliseconds per frame (capture) or per result (the rest)
-            "results_per_s": round((len(self._result_times) - 1) / elapsed, 2) if elapsed else 0.0,
-        }
+        return run_summary(self, capture, mailbox, outbox, link)

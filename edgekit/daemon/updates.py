@@ -2,8 +2,7 @@
 the daemon swaps to it between two frames once it has passed its checks here.
 
 Topics (DESIGN.md, MQTT contract):
-- ``edgekit/<id>/deploy`` (retained, from the deploying machine): the signed offer, or a
-  signed rollback.
+- ``edgekit/<id>/deploy`` (retained, from the deploying machine): a signed offer or rollback.
 - ``edgekit/artifacts/<bundle sha256>/<n>`` (retained): the bundle's chunks. Retained, so a
   device that was cut off, or restarted, gets what it lacks by subscribing again; every chunk is
   checked against the sha256 the signed offer lists, and a bad one is asked for again on
@@ -14,7 +13,7 @@ Topics (DESIGN.md, MQTT contract):
 Steps, each of which leaves the running model alone when it fails: signature and size
 (before anything is fetched), chunks, the whole bundle's sha256, unpacking, loading the model
 beside the running one, its input against the camera contract, the bundle's on-device check
-(``edgekit.fleet.bundle``), then the swap, done by the inference loop between two frames. The
+(``edgekit.daemon.bundle``), then the swap, done by the inference loop between two frames. The
 last two models are kept under ``deployments-<id>/``; ``active.json`` says which runs, so a
 restart runs the deployed model, not the one ``--model`` named first.
 """
@@ -32,15 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgekit.daemon.bundle import canonical, check_differs, run_check_frames, sha256_bytes, unpack
+from edgekit.daemon.deployed import ACTIVE_FILE, prune, read_active, read_handled, remember, write_bytes, write_json
+from edgekit.daemon.fleet_bench import Benches
+from edgekit.daemon.signing import TrustedKeys
 from edgekit.errors import DeploymentError, EdgekitError
-from edgekit.fleet.bundle import canonical, check_differs, run_check_frames, sha256_bytes, unpack
-from edgekit.fleet.signing import TrustedKeys
 
 log = logging.getLogger("edgekit.daemon.updates")
 
 ARTIFACT_TOPIC = "edgekit/artifacts"
-ACTIVE_FILE = "active.json"
-KEEP_MODELS = 2  # the running model and the one before it
 # The free disk a download must leave behind it (the outbox needs room too).
 DISK_MARGIN_BYTES = 64 * 1024 * 1024
 
@@ -70,33 +69,6 @@ class Download:
     @property
     def total(self) -> int:
         return len(self.offer["bundle"]["chunk_sha256"])
-
-
-def deployed_model(folder: Path, given: Path) -> Path:
-    """The model a restart runs: the deployed one when the daemon is started with the same
-    ``--model`` as when it was deployed, else ``given`` (a user who names another model wins)."""
-    record = _read_active(folder)
-    if record is None:
-        return given
-    current = Path(record.get("model", ""))
-    if record.get("base_model") == str(given.resolve()) and current.exists():
-        if current != given:
-            log.info(
-                "running %s, deployed by %s (the started --model was %s)",
-                current.name,
-                record.get("deployment"),
-                given.name,
-            )
-        return current
-    return given
-
-
-def _read_active(folder: Path) -> dict[str, Any] | None:
-    try:
-        record = json.loads((folder / ACTIVE_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) else None
 
 
 class DeploymentAgent:
@@ -131,7 +103,7 @@ class DeploymentAgent:
         self._own_process = own_process
         self._work: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
         self._ready: Candidate | None = None
-        self._bench: Any = None  # a BenchJob the inference loop times (edgekit.daemon.fleet_bench)
+        self.benches = Benches(self)  # edgekit fleet bench: models the inference loop times
         self._lock = threading.Lock()
         self._download: Download | None = None
         self._state: dict[str, Any] = {}
@@ -168,7 +140,7 @@ class DeploymentAgent:
     def swapped(self, candidate: Candidate) -> None:
         """The loop runs ``candidate`` from now on: record it, say so, keep the one before."""
         previous = {"model": str(self.running), "sha256": self.running_sha256}
-        record = _read_active(self.folder) or {}
+        record = read_active(self.folder) or {}
         if candidate.final_state == "rolled back":
             earlier = record.get("previous_of_previous")
             new_record = {"previous": earlier}
@@ -183,13 +155,13 @@ class DeploymentAgent:
                 "swapped": round(time.time(), 3),
             }
         )
-        _write_json(self.folder / ACTIVE_FILE, new_record)
+        write_json(self.folder / ACTIVE_FILE, new_record)
         self.running, self.running_sha256 = candidate.path, candidate.sha256
         self.swaps += 1
         self._publish_state(
             candidate.deployment, candidate.final_state, model=candidate.path.name, sha256=candidate.sha256
         )
-        self._prune()
+        prune(self.folder, self.running)
 
     # -- the worker -------------------------------------------------------------------------
 
@@ -204,7 +176,7 @@ class DeploymentAgent:
                 elif kind == "chunk":
                     self._on_chunk(payload, extra)
                 elif kind == "benched":
-                    self._benched(payload, extra)
+                    self.benches.report(payload, extra)
             except Exception as exc:  # noqa: BLE001 - a deployment that fails must never stop the daemon
                 download = self._download
                 deployment = str(download.offer.get("deployment")) if download else "?"
@@ -232,7 +204,7 @@ class DeploymentAgent:
             log.warning("refused deployment %s: %s", deployment, refusal)
             self._publish_state(deployment, f"failed: refused: {refusal}")
             return
-        if deployment in self._handled():
+        if deployment in read_handled(self.folder):
             return  # the retained offer of a deployment this device has already finished
         superseded = None
         if self._download is not None and self._download.offer["deployment"] != deployment:
@@ -243,16 +215,16 @@ class DeploymentAgent:
             self._roll_back(deployment, superseded)
             return
         bundle = offer.get("bundle") or {}
-        if offer.get("kind") == "bench" and self._bench is not None:
+        if offer.get("kind") == "bench" and self.benches.job is not None:
             self._publish_state(deployment, "failed: a bench is already running on this device")
-            self._remember(deployment)
+            remember(self.folder, deployment)
             return
         if bundle.get("sha256") == self._running_bundle() and offer.get("kind") == "bench":
-            self._remember(deployment)
-            self._prepare_bench(self.running, offer)  # the running model itself: nothing to fetch
+            remember(self.folder, deployment)
+            self.benches.prepare(self.running, offer)  # the running model itself: nothing to fetch
             return
         if bundle.get("sha256") == self._running_bundle():
-            self._remember(deployment)
+            remember(self.folder, deployment)
             self._publish_state(deployment, "active", model=self.running.name, sha256=self.running_sha256)
             return
         size = int(bundle.get("size", 0))
@@ -261,20 +233,20 @@ class DeploymentAgent:
                 f"failed: the bundle is {size / 1e6:.1f} MB, this device takes at most {self.max_bytes / 1e6:.1f} MB"
             )
             self._publish_state(deployment, raise_state)
-            self._remember(deployment)
+            remember(self.folder, deployment)
             return
         cannot = self._cannot_run(str((offer.get("artifact") or {}).get("name", "")))
         if cannot is not None:
             log.warning("refused deployment %s: %s", deployment, cannot)
             self._publish_state(deployment, f"failed: refused: {cannot}")
-            self._remember(deployment)
+            remember(self.folder, deployment)
             return
         free = shutil.disk_usage(self.folder).free
         if free < 3 * size + DISK_MARGIN_BYTES:  # chunks, the bundle, and what it unpacks to
             self._publish_state(
                 deployment, f"failed: {free / 1e6:.0f} MB free on disk, the bundle needs {3 * size / 1e6:.0f} MB"
             )
-            self._remember(deployment)
+            remember(self.folder, deployment)
             return
         parts = self.folder / f"{bundle['sha256']}.parts"
         parts.mkdir(parents=True, exist_ok=True)
@@ -309,7 +281,7 @@ class DeploymentAgent:
                 ).encode(),
             )
             return
-        _write_bytes(download.folder / f"{index}.chunk", data)
+        write_bytes(download.folder / f"{index}.chunk", data)
         download.received.add(index)
         if len(download.received) % 8 == 0 or len(download.received) == download.total:
             self._publish_state(
@@ -342,8 +314,8 @@ class DeploymentAgent:
         bundle_path.unlink()
         if offer.get("kind") == "bench":
             self._download = None
-            self._remember(deployment)
-            self._prepare_bench(artifact, offer)
+            remember(self.folder, deployment)
+            self.benches.prepare(artifact, offer)
             return
         self._stage(artifact, check, deployment, "active", str(offer["artifact"]["sha256"]))
 
@@ -369,61 +341,12 @@ class DeploymentAgent:
             model.close()
             raise
         self._download = None
-        self._remember(deployment)
+        remember(self.folder, deployment)
         with self._lock:
             if self._ready is not None:
                 self._ready.model.close()
             self._ready = Candidate(model, contract, artifact, sha, deployment, final_state)
         log.info("deployment %s: %s loaded and checked; swapping it in", deployment, artifact.name)
-
-    # -- fleet bench ------------------------------------------------------------------------
-
-    def _prepare_bench(self, artifact: Path, offer: dict[str, Any]) -> None:
-        """Load ``artifact`` for the inference loop to time (see edgekit.daemon.fleet_bench)."""
-        from edgekit.daemon.fleet_bench import BenchJob
-
-        bench = offer.get("bench") or {}
-        job = BenchJob(
-            artifact,
-            deployment=str(offer["deployment"]),
-            runtime=self._runtime_for(artifact),
-            threads=int(bench.get("threads") or 1),
-            runs=max(1, int(bench.get("runs") or 100)),
-            warmup=max(0, int(bench.get("warmup") or 10)),
-            paused=bool(bench.get("paused")),
-            profile=self.profile,
-        )
-        self._publish_state(job.deployment, "benching", mode="paused" if job.paused else "between frames")
-        self._bench = job
-
-    def bench_job(self) -> Any:
-        """The bench the inference loop should time now, if one waits (its call, between frames)."""
-        return self._bench
-
-    def bench_finished(self, job: Any, error: BaseException | None = None) -> None:
-        """The loop is done with ``job`` (or it failed): the rest happens off the inference thread."""
-        self._bench = None
-        self._work.put(("benched", job, error))
-
-    def _benched(self, job: Any, error: BaseException | None) -> None:
-        try:
-            if error is not None:
-                reason = error.one_line() if isinstance(error, EdgekitError) else f"{type(error).__name__}: {error}"
-                self._publish_state(job.deployment, f"failed: bench: {reason}")
-                return
-            report = job.report()
-            self._publish_state(job.deployment, "benched", bench=report)
-            log.info(
-                "bench %s: %s p50 %.3f ms%s",
-                job.deployment,
-                job.artifact.name,
-                report["measured"]["p50_ms"],
-                f", predicted {report['error_pct']:+.1f} % off" if report["error_pct"] is not None else "",
-            )
-        finally:
-            job.close()
-            if job.artifact.parent.parent == self.folder and job.artifact.parent != self.running.parent:
-                self._prune()  # the benched model's folder goes (a deployed one is kept)
 
     def _runtime_for(self, artifact: Path) -> str | None:
         """The runtime the daemon was told to use, where it runs this format; else the format's own."""
@@ -446,10 +369,10 @@ class DeploymentAgent:
         return None
 
     def _roll_back(self, deployment: str, superseded: str | None) -> None:
-        record = _read_active(self.folder) or {}
+        record = read_active(self.folder) or {}
         previous = record.get("previous")
         if not previous or not Path(previous.get("model", "")).exists():
-            self._remember(deployment)
+            remember(self.folder, deployment)
             self._publish_state(deployment, "failed: nothing to roll back to on this device", superseded=superseded)
             return
         self._publish_state(deployment, "verifying", superseded=superseded)
@@ -462,29 +385,9 @@ class DeploymentAgent:
             self.link.remove_subscription(f"{ARTIFACT_TOPIC}/{self._download.sha256}/+")
             self._download = None
 
-    def _handled(self) -> set[str]:
-        try:
-            return set(json.loads((self.folder / "handled.json").read_text()))
-        except (OSError, json.JSONDecodeError, TypeError):
-            return set()
-
-    def _remember(self, deployment: str) -> None:
-        handled = sorted(self._handled() | {deployment})[-200:]
-        _write_json(self.folder / "handled.json", handled)
-
     def _running_bundle(self) -> str | None:
         """The bundle the running model came in (its folder's name), if it was deployed."""
         return self.running.parent.name if self.running.parent.parent == self.folder else None
-
-    def _prune(self) -> None:
-        keep = {self.running.parent.name}
-        record = _read_active(self.folder) or {}
-        for entry in (record.get("previous"), record.get("previous_of_previous")):
-            if entry and Path(entry.get("model", "")).parent.parent == self.folder:
-                keep.add(Path(entry["model"]).parent.name)
-        for path in self.folder.iterdir():
-            if path.is_dir() and not path.name.endswith(".parts") and path.name not in keep:
-                shutil.rmtree(path, ignore_errors=True)
 
     def _publish_state(self, deployment: str, state: str, **details: Any) -> None:
         document = {"deployment": deployment, "state": state, "ts": round(time.time(), 3)}
@@ -495,13 +398,3 @@ class DeploymentAgent:
     @property
     def state(self) -> dict[str, Any]:
         return dict(self._state)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
-
-
-def _write_json(path: Path, document: Any) -> None:
-    _write_bytes(path, json.dumps(document, indent=1).encode())

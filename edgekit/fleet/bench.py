@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgekit.fleet.bundle import Bundle
+from edgekit.daemon.bundle import Bundle
+from edgekit.daemon.signing import Signer
 from edgekit.fleet.deploy import Deployer, Progress, Target, new_deployment_id, offer_document, wait_for
-from edgekit.fleet.signing import Signer
 
 
 def fleet_bench(

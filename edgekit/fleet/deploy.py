@@ -30,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgekit.daemon.bundle import Bundle, canonical, chunk_hashes, read_chunk
+from edgekit.daemon.signing import Signer
 from edgekit.errors import ConfigError, DeploymentError
-from edgekit.fleet.bundle import Bundle, canonical, chunk_hashes, read_chunk
-from edgekit.fleet.signing import Signer
 from edgekit.fleet.status import ROLLOUT_TOPIC, FleetView
 
 CHUNK_BYTES = 256 * 1024
