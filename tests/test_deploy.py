@@ -226,6 +226,18 @@ def test_refusals_corrupt_chunks_failed_checks_and_races(tmp_path, broker, detec
         assert recorder.wait_for(lambda r: any(p.get("superseded") == "race-early" for p in r.of("state")), 30)
         assert recorder.wait_for(lambda r: r.of("state")[-1].get("state") == "rolled back", 60)
         assert recorder.wait_for(lambda r: r.results()[-1]["model_sha256"] == old_sha, 30)
+
+        # A replay: a genuinely signed rollback, issued before the last offer the device accepted.
+        from edgekit.daemon.bundle import canonical
+
+        replay = {"kind": "rollback", "deployment": "replayed1", "device": "cam-r", "key_id": signer.key_id,
+                  "issued": time.time() - 3600}  # fmt: skip
+        replay["signature"] = signer.sign(canonical(replay))
+        raw.publish("edgekit/cam-r/deploy", json.dumps(replay), qos=1, retain=True).wait_for_publish(5)
+        assert recorder.wait_for(lambda r: any("issued before the last offer" in s for s in states(r)), 30)
+        count = len(recorder.results())
+        assert recorder.wait_for(lambda r: len(r.results()) >= count + 5, 30)
+        assert {r["model_sha256"] for r in recorder.results()[count:]} == {old_sha}, "the replay changed nothing"
         client.loop_stop()
         client.disconnect()
         raw.loop_stop()

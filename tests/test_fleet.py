@@ -130,7 +130,7 @@ def test_homeassistant_discovery_configs_render_against_what_the_daemon_publishe
         time.sleep(0.1)
     watcher.loop_stop()
     assert sorted(seen) == sorted(
-        f"homeassistant/sensor/edgekit_cam-h_{key}/config"
+        f"homeassistant/sensor/cam-h/{key}/config"
         for key in ("fps", "latency_p50", "latency_p99", "buffered", "last_result")
     )
     payloads = {"stats": recorder.of("stats")[-1], "results": recorder.results()[-1]}

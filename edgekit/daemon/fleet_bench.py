@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.bench import random_feeds, summarize
+from edgekit.daemon.admission import runtime_for
 from edgekit.daemon.deployed import prune
 from edgekit.errors import EdgekitError
 
@@ -56,8 +57,12 @@ class BenchJob:
         )
         self.shapes = shapes_of(self.resolved)
         self._runtime = load_runtime(artifact, self.engine, threads=threads, shapes=self.shapes)
-        self.feeds = random_feeds(self._runtime, self.resolved)
-        self._call = self._runtime.bench_call(self.feeds)
+        try:
+            self.feeds = random_feeds(self._runtime, self.resolved)
+            self._call = self._runtime.bench_call(self.feeds)
+        except BaseException:
+            self._runtime.close()
+            raise
         self.times_ms: list[float] = []
         self._warm = 0
 
@@ -125,6 +130,21 @@ class BenchJob:
         }
 
 
+def bench_step(agent: Any) -> None:
+    """A fleet bench's share of this gap between frames (the inference loop's call): one timed
+    call, or all of them while paused. A benched model that fails never stops the daemon."""
+    job = agent.benches.job
+    if job is None:
+        return
+    try:
+        job.run_all() if job.paused else job.step()
+    except Exception as exc:  # noqa: BLE001 - reported as the bench's failure
+        agent.benches.finished(job, exc)
+        return
+    if job.done:
+        agent.benches.finished(job)
+
+
 class Benches:
     """A deployment agent's benches, one at a time: loaded on the agent's thread, timed by the
     inference loop (``job``, ``finished``), reported on the agent's thread again."""
@@ -138,7 +158,7 @@ class Benches:
         job = BenchJob(
             artifact,
             deployment=str(offer["deployment"]),
-            runtime=self._agent._runtime_for(artifact),
+            runtime=runtime_for(self._agent.runtime, artifact),
             threads=int(bench.get("threads") or 1),
             runs=max(1, int(bench.get("runs") or 100)),
             warmup=max(0, int(bench.get("warmup") or 10)),

@@ -1,10 +1,11 @@
 """Home Assistant's MQTT discovery for a daemon (``edgekit run --homeassistant``).
 
 Home Assistant builds an entity from a retained config on
-``<prefix>/sensor/<object id>/config`` (prefix ``homeassistant`` by default), so a fleet shows up
-there without hand-written YAML: one device per daemon, with its results rate, latency p50 and
-p99, the outbox's backlog, and its last result (the top prediction's label as the state, the
-whole result as attributes). They read the topics the daemon already publishes, and are
+``<prefix>/sensor/<device id>/<sensor>/config`` (prefix ``homeassistant`` by default; the device
+id is the node id, so a broker ACL can give each device ``<prefix>/sensor/%u/#``), so a fleet
+shows up there without hand-written YAML: one device per daemon, with its results rate, latency
+p50 and p99, the outbox's backlog, and its last result (the top prediction's label as the state,
+the whole result as attributes). They read the topics the daemon already publishes, and are
 available while its retained ``status`` says ``online``.
 """
 
@@ -61,7 +62,7 @@ def discovery_configs(device_id: str, model_name: str, prefix: str = "homeassist
             config["state_class"] = state_class
         if key == "last_result":
             config["json_attributes_topic"] = f"{base}/results"
-        configs[f"{prefix}/sensor/edgekit_{device_id}_{key}/config"] = config
+        configs[f"{prefix}/sensor/{device_id}/{key}/config"] = config
     return configs
 
 

@@ -25,6 +25,7 @@ from edgekit.daemon.capture import CaptureThread, LatestFrame, check_source
 from edgekit.daemon.config import DaemonConfig
 from edgekit.daemon.deployed import deployed_model
 from edgekit.daemon.figures import daemon_stats, run_summary
+from edgekit.daemon.fleet_bench import bench_step
 from edgekit.daemon.identity import device_info
 from edgekit.daemon.inference import HandOver, load_model
 from edgekit.daemon.mqtt import DaemonLink
@@ -204,16 +205,19 @@ class Daemon:
             while not self.stop_requested.is_set():
                 if link.fatal is not None:
                     raise link.fatal
+                # A model to swap in or a bench waits for a gap with nothing in flight: no new frame
+                # joins the ones in flight until then (a model in its own process keeps two).
+                waiting = self._agent is not None and self._agent.waiting
                 if self._agent is not None and not in_flight:
                     candidate = self._agent.take_ready()
                     if candidate is not None:  # between two frames: the next one goes to the new model
                         runtime, contract = self._swap(candidate, runtime, capture, link)
                         input_name = runtime.inputs[0].name
-                    self._bench_step()
+                    bench_step(self._agent)
                 frame = None
                 if not in_flight:
                     frame = mailbox.take(timeout=0.2)
-                elif len(in_flight) < runtime.depth and hand_over.due(time.perf_counter()):
+                elif len(in_flight) < runtime.depth and hand_over.due(time.perf_counter()) and not waiting:
                     frame = mailbox.take(timeout=0.0)  # the model is about to finish: its next frame, if one is here
                 now = time.monotonic()
                 if now >= next_stats:
@@ -329,29 +333,21 @@ class Daemon:
 
             publish_discovery(link, config.device_id, self.model.name, config.homeassistant_prefix)
 
-    def _bench_step(self) -> None:
-        """A fleet bench's share of this gap between frames: one call, or all of them if paused."""
-        job = self._agent.benches.job
-        if job is None:
-            return
-        try:
-            job.run_all() if job.paused else job.step()
-        except Exception as exc:  # noqa: BLE001 - a benched model that fails must not stop the daemon
-            self._agent.benches.finished(job, exc)
-            return
-        if job.done:
-            self._agent.benches.finished(job)
-
     def _swap(self, candidate: Any, old: Any, capture: CaptureThread, link: DaemonLink) -> tuple[Any, Any]:
         """Run ``candidate`` from the next frame on; the old model is closed, the run goes on
         (same run_id, seq unbroken)."""
         capture.prepare = candidate.contract.prepare
         self._stale_batches = 2  # a frame prepared for the old model may be waiting, or being prepared
-        self._runtime = candidate.model
-        old.close()
-        self.model = candidate.path
+        self._runtime, self.model = candidate.model, candidate.path
+        try:
+            old.close()
+        except Exception as exc:  # noqa: BLE001 - the new model runs; the old one's end is only logged
+            log.warning("the previous model did not close cleanly: %s", exc)
         log.info("now running %s (deployment %s)", candidate.path.name, candidate.deployment)
-        self._agent.swapped(candidate)
+        try:
+            self._agent.swapped(candidate)
+        except OSError as exc:
+            log.warning("the deployment record could not be written (%s); a restart runs --model", exc)
         self._publish_info(link)
         return candidate.model, candidate.contract
 

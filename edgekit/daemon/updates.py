@@ -31,8 +31,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekit.daemon.bundle import canonical, check_differs, run_check_frames, sha256_bytes, unpack
-from edgekit.daemon.deployed import ACTIVE_FILE, prune, read_active, read_handled, remember, write_bytes, write_json
+from edgekit.daemon.admission import cannot_take, offer_refusal, runtime_for
+from edgekit.daemon.bundle import check_differs, run_check_frames, sha256_bytes, unpack
+from edgekit.daemon.deployed import (
+    ACTIVE_FILE,
+    accept,
+    prune,
+    read_active,
+    read_handled,
+    remember,
+    write_bytes,
+    write_json,
+)
 from edgekit.daemon.fleet_bench import Benches
 from edgekit.daemon.signing import TrustedKeys
 from edgekit.errors import DeploymentError, EdgekitError
@@ -40,8 +50,6 @@ from edgekit.errors import DeploymentError, EdgekitError
 log = logging.getLogger("edgekit.daemon.updates")
 
 ARTIFACT_TOPIC = "edgekit/artifacts"
-# The free disk a download must leave behind it (the outbox needs room too).
-DISK_MARGIN_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -98,7 +106,7 @@ class DeploymentAgent:
         self.running_sha256 = running_sha256
         self.trusted = trusted
         self.max_bytes = max_bytes
-        self._runtime = runtime
+        self.runtime = runtime  # the runtime --runtime named, if any
         self._threads = threads
         self._own_process = own_process
         self._work: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
@@ -107,6 +115,7 @@ class DeploymentAgent:
         self._lock = threading.Lock()
         self._download: Download | None = None
         self._state: dict[str, Any] = {}
+        self._current: str | None = None  # the deployment the worker's current item is about
         self.swaps = 0
         self._thread = threading.Thread(target=self._loop, name="edgekit-deploy", daemon=True)
         self._stop = threading.Event()
@@ -126,8 +135,13 @@ class DeploymentAgent:
         self._thread.join(timeout=5.0)
         with self._lock:
             candidate, self._ready = self._ready, None
-        if candidate is not None:
-            candidate.model.close()
+        for model in (candidate.model if candidate else None, self.benches.job):
+            model.close() if model is not None else None
+
+    @property
+    def waiting(self) -> bool:
+        """A model to swap in, or a bench, waits for the inference loop."""
+        return self._ready is not None or self.benches.job is not None
 
     def take_ready(self) -> Candidate | None:
         """The checked model to swap in now, if one waits (the inference loop's call, between frames)."""
@@ -156,12 +170,23 @@ class DeploymentAgent:
             }
         )
         write_json(self.folder / ACTIVE_FILE, new_record)
+        remember(self.folder, candidate.deployment)  # only now: a stop before the swap leaves it to do again
         self.running, self.running_sha256 = candidate.path, candidate.sha256
         self.swaps += 1
         self._publish_state(
             candidate.deployment, candidate.final_state, model=candidate.path.name, sha256=candidate.sha256
         )
-        prune(self.folder, self.running)
+        self._work.put(("prune", None, None))  # on the worker: it may be unpacking or loading meanwhile
+
+    def _prune(self) -> None:
+        """Remove old model folders, never one in use: waiting to be swapped in, or being benched."""
+        in_use = set()
+        with self._lock:
+            if self._ready is not None:
+                in_use.add(self._ready.path.parent.name)
+        if self.benches.job is not None:
+            in_use.add(self.benches.job.artifact.parent.name)
+        prune(self.folder, self.running, in_use)
 
     # -- the worker -------------------------------------------------------------------------
 
@@ -170,19 +195,26 @@ class DeploymentAgent:
             kind, payload, extra = self._work.get()
             if kind == "stop":
                 return
+            self._current = None  # the deployment this item is about, once known
             try:
                 if kind == "offer":
                     self._on_offer(payload)
                 elif kind == "chunk":
                     self._on_chunk(payload, extra)
                 elif kind == "benched":
+                    self._current = payload.deployment
                     self.benches.report(payload, extra)
+                elif kind == "prune":
+                    self._prune()
             except Exception as exc:  # noqa: BLE001 - a deployment that fails must never stop the daemon
                 download = self._download
-                deployment = str(download.offer.get("deployment")) if download else "?"
+                deployment = self._current or (str(download.offer.get("deployment")) if download else "?")
                 reason = exc.one_line() if isinstance(exc, EdgekitError) else f"{type(exc).__name__}: {exc}"
                 log.warning("deployment %s failed: %s", deployment, reason)
-                self._abandon()
+                if download is not None and download.offer.get("deployment") == deployment:
+                    self._abandon()
+                if deployment != "?":
+                    remember(self.folder, deployment)  # not tried again at every reconnect
                 self._publish_state(deployment, f"failed: {reason}")
 
     def _on_offer(self, payload: bytes) -> None:
@@ -197,15 +229,20 @@ class DeploymentAgent:
             self._publish_state("?", "failed: the offer names no deployment")
             return
         deployment = offer["deployment"]
-        refusal = self.trusted.refusal(canonical(offer), offer.get("key_id"), offer.get("signature"))
-        if refusal is None and offer.get("device") != self.link.prefix.split("/", 1)[1]:
-            refusal = f"the offer is for device {offer.get('device')!r}"
+        with self._lock:
+            staged = self._ready.deployment if self._ready is not None else None
+        if deployment in read_handled(self.folder) or deployment == staged:
+            return  # the retained offer of a deployment this device has finished, or is about to
+        refusal = offer_refusal(offer, self.trusted, self.link.prefix.split("/", 1)[1], self.folder)
+        if refusal is None and offer.get("kind") == "bench" and (self._download or self.benches.job):
+            busy = "a deployment is downloading" if self._download is not None else "a bench is running"
+            refusal = f"{busy} on this device; bench it afterwards"
         if refusal is not None:
             log.warning("refused deployment %s: %s", deployment, refusal)
             self._publish_state(deployment, f"failed: refused: {refusal}")
             return
-        if deployment in read_handled(self.folder):
-            return  # the retained offer of a deployment this device has already finished
+        self._current = deployment
+        accept(self.folder, deployment, float(offer["issued"]))
         superseded = None
         if self._download is not None and self._download.offer["deployment"] != deployment:
             superseded = str(self._download.offer["deployment"])
@@ -215,10 +252,6 @@ class DeploymentAgent:
             self._roll_back(deployment, superseded)
             return
         bundle = offer.get("bundle") or {}
-        if offer.get("kind") == "bench" and self.benches.job is not None:
-            self._publish_state(deployment, "failed: a bench is already running on this device")
-            remember(self.folder, deployment)
-            return
         if bundle.get("sha256") == self._running_bundle() and offer.get("kind") == "bench":
             remember(self.folder, deployment)
             self.benches.prepare(self.running, offer)  # the running model itself: nothing to fetch
@@ -227,25 +260,10 @@ class DeploymentAgent:
             remember(self.folder, deployment)
             self._publish_state(deployment, "active", model=self.running.name, sha256=self.running_sha256)
             return
-        size = int(bundle.get("size", 0))
-        if size > self.max_bytes:
-            raise_state = (
-                f"failed: the bundle is {size / 1e6:.1f} MB, this device takes at most {self.max_bytes / 1e6:.1f} MB"
-            )
-            self._publish_state(deployment, raise_state)
-            remember(self.folder, deployment)
-            return
-        cannot = self._cannot_run(str((offer.get("artifact") or {}).get("name", "")))
+        cannot = cannot_take(offer, self.max_bytes, self.folder, self.runtime)
         if cannot is not None:
             log.warning("refused deployment %s: %s", deployment, cannot)
             self._publish_state(deployment, f"failed: refused: {cannot}")
-            remember(self.folder, deployment)
-            return
-        free = shutil.disk_usage(self.folder).free
-        if free < 3 * size + DISK_MARGIN_BYTES:  # chunks, the bundle, and what it unpacks to
-            self._publish_state(
-                deployment, f"failed: {free / 1e6:.0f} MB free on disk, the bundle needs {3 * size / 1e6:.0f} MB"
-            )
             remember(self.folder, deployment)
             return
         parts = self.folder / f"{bundle['sha256']}.parts"
@@ -310,8 +328,10 @@ class DeploymentAgent:
         target = self.folder / download.sha256
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir()
-        artifact, check = unpack(bundle_path, target, str(offer["artifact"]["name"]))
-        bundle_path.unlink()
+        try:
+            artifact, check = unpack(bundle_path, target, str(offer["artifact"]["name"]))
+        finally:
+            bundle_path.unlink(missing_ok=True)
         if offer.get("kind") == "bench":
             self._download = None
             remember(self.folder, deployment)
@@ -325,7 +345,7 @@ class DeploymentAgent:
         from edgekit.daemon.processing import ModelContract
 
         contract = ModelContract.for_model(artifact)
-        model = load_model(artifact, self._runtime_for(artifact), self._threads, own_process=self._own_process)
+        model = load_model(artifact, runtime_for(self.runtime, artifact), self._threads, own_process=self._own_process)
         try:
             if len(model.inputs) != 1:
                 raise DeploymentError(
@@ -341,32 +361,11 @@ class DeploymentAgent:
             model.close()
             raise
         self._download = None
-        remember(self.folder, deployment)
         with self._lock:
             if self._ready is not None:
                 self._ready.model.close()
             self._ready = Candidate(model, contract, artifact, sha, deployment, final_state)
         log.info("deployment %s: %s loaded and checked; swapping it in", deployment, artifact.name)
-
-    def _runtime_for(self, artifact: Path) -> str | None:
-        """The runtime the daemon was told to use, where it runs this format; else the format's own."""
-        from edgekit.runtimes import RUNTIMES
-
-        chosen = RUNTIMES.get(self._runtime or "")
-        return self._runtime if chosen is not None and artifact.suffix.lower() in chosen.suffixes else None
-
-    def _cannot_run(self, name: str) -> str | None:
-        """Why this device cannot run an artifact called ``name`` (checked before anything is fetched)."""
-        from edgekit.runtimes import RUNTIMES, runtime_for_path
-
-        artifact = Path(name)
-        if not name or artifact.name != name:
-            return f"the offer names no artifact file ({name!r})"
-        try:
-            RUNTIMES[self._runtime_for(artifact) or runtime_for_path(artifact)].load_class()
-        except EdgekitError as exc:
-            return f"this device cannot run {name}: {exc.message}"
-        return None
 
     def _roll_back(self, deployment: str, superseded: str | None) -> None:
         record = read_active(self.folder) or {}
@@ -383,6 +382,7 @@ class DeploymentAgent:
     def _abandon(self) -> None:
         if self._download is not None:
             self.link.remove_subscription(f"{ARTIFACT_TOPIC}/{self._download.sha256}/+")
+            shutil.rmtree(self._download.folder, ignore_errors=True)  # its chunks are not wanted now
             self._download = None
 
     def _running_bundle(self) -> str | None:

@@ -85,6 +85,7 @@ class Deployer:
         self.bundle: Bundle | None = None
         self.published_bytes = 0
         self.chunk_bytes = CHUNK_BYTES
+        self._issued = 0.0
         self.refused: dict[int, str] = {}  # message id → the broker's reason (MQTT 5 acknowledgements)
         self._lock = threading.Lock()
 
@@ -153,7 +154,9 @@ class Deployer:
             self.client.publish(f"edgekit/artifacts/{bundle.sha256}/{index}", b"", qos=1, retain=True)
 
     def offer(self, device_id: str, document: dict[str, Any], signer: Signer) -> None:
-        signed = dict(document, device=device_id, key_id=signer.key_id, issued=round(time.time(), 3))
+        # Devices refuse an offer issued before the last one they accepted: strictly increasing.
+        self._issued = max(time.time(), self._issued + 1e-3)
+        signed = dict(document, device=device_id, key_id=signer.key_id, issued=self._issued)
         signed["signature"] = signer.sign(canonical(signed))
         payload = json.dumps(signed).encode()
         self.client.publish(f"edgekit/{device_id}/deploy", payload, qos=1, retain=True).wait_for_publish(
