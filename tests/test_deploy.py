@@ -26,6 +26,8 @@ from tools.mqtt_brokers import CuttableProxy, Mosquitto, Recorder
 from .conftest import run_edgekit
 from .test_daemon import daemon_log, no_gaps, start_daemon, terminate
 
+CONFIG_EXIT = ConfigError.exit_code
+
 
 @pytest.fixture
 def broker(tmp_path):
@@ -585,6 +587,35 @@ def test_signing_and_limits_alone(tmp_path) -> None:
 def test_deploy_bad_input_is_one_line(tmp_path, broker, detector, keys, args, code, start) -> None:
     values = {"model": str(detector), "key": str(keys[0]), "missing": str(tmp_path / "none.key")}
     result = deploy_cli(broker, *[a.format(**values) for a in args])
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(start), lines
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "start"),
+    [
+        (
+            ["{model}", "--key", "{key}", "--devices", "x", "--runs", "0"],
+            ConfigError.exit_code,
+            "edgekit: error: --runs",
+        ),
+        (["{model}", "--key", "{missing}", "--devices", "x"], 5, "edgekit: error: deployment key"),
+        (["{model}", "--key", "{key}", "--devices", "nobody"], CONFIG_EXIT, "edgekit: error: no device"),
+        (["{model}", "--key", "{key}", "--all", "--record", "{folder}"], 6, "edgekit: error:"),
+    ],
+)
+def test_fleet_bench_bad_input_is_one_line(tmp_path, broker, detector, keys, args, code, start) -> None:
+    values = {
+        "model": str(detector),
+        "key": str(keys[0]),
+        "missing": str(tmp_path / "none.key"),
+        "folder": str(tmp_path),
+    }
+    result = run_edgekit(
+        "fleet", "bench", *[a.format(**values) for a in args], "--broker", f"mqtt://127.0.0.1:{broker.port}",
+        timeout=120,
+    )  # fmt: skip
     assert result.returncode == code, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(start), lines
