@@ -27,6 +27,20 @@ def cli():
     return invoke
 
 
+def mount_small_tmpfs(folder: Path, size: str) -> Path:
+    """A tmpfs of ``size`` at ``folder`` (made), so a filesystem can really fill up; unmount it
+    with ``umount -l``. Needs root: without it the test is skipped, except in CI (which runs as
+    root), where not being able to mount is a failure, never a silent skip."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
+    if made.returncode != 0:
+        why = "mounting a tmpfs needs root: " + made.stderr.decode(errors="replace").strip()
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return folder
+
+
 def run_edgekit(
     *args: str, timeout: float = 300, env_extra: dict[str, str] | None = None, **kwargs
 ) -> subprocess.CompletedProcess:

@@ -18,6 +18,8 @@ from edgekit.errors import BrokerError, ConfigError, DataError, InputNotFoundErr
 from edgekit.formats import Precision, get_format
 from tools.mqtt_brokers import CuttableProxy, Mosquitto, Recorder, free_port, retained_status
 
+from .conftest import mount_small_tmpfs
+
 
 @pytest.fixture
 def broker(tmp_path):
@@ -733,11 +735,7 @@ def test_an_outbox_that_fills_its_disk_drops_and_counts_then_drains_when_the_bro
     byte, or it could neither checkpoint nor acknowledge), counts what it drops, and recovers."""
     import sqlite3
 
-    disk = tmp_path / "small"
-    disk.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
+    disk = mount_small_tmpfs(tmp_path / "small", "8m")
     proxy = CuttableProxy(broker.port)  # the broker is away from the start
     recorder = Recorder(broker.port, "full")
     daemon = subprocess.Popen(

@@ -142,11 +142,9 @@ def small_disk(tmp_path: Path):
     """A 2 MiB tmpfs of the test's own, so the outbox's filesystem can really fill up."""
     import subprocess
 
-    mount = tmp_path / "small"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip("mounting a tmpfs needs root: " + made.stderr.decode(errors="replace").strip())
+    from .conftest import mount_small_tmpfs
+
+    mount = mount_small_tmpfs(tmp_path / "small", "2m")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
