@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
@@ -33,7 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-import zipfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -42,11 +40,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import numpy as np  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 import psutil  # noqa: E402
 
 from benchmarks.results_file import publish  # noqa: E402
+from tools.fleet_bundles import with_wrong_check  # noqa: E402
 from tools.mqtt_brokers import CuttableProxy, Mosquitto, free_port  # noqa: E402
 
 
@@ -256,44 +254,20 @@ def deploy(model: Path, port: int, key: Path, *extra: str) -> dict[str, Any]:
     return report
 
 
-def wrong_check_bundle(model: Path, folder: Path) -> Any:
-    """``model``'s bundle with check outputs it does not give: it loads, and fails its on-device check."""
-    from edgekit.daemon.bundle import Bundle, build_bundle, npz_bytes, sha256_bytes
-
-    bundle = build_bundle(model, folder)
-    out = folder / f"bad-{bundle.path.name}"
-    with zipfile.ZipFile(bundle.path) as source, zipfile.ZipFile(out, "w") as target:
-        for name in source.namelist():
-            data = source.read(name)
-            if name == "check.npz":
-                with np.load(io.BytesIO(data)) as loaded:
-                    data = npz_bytes({k: loaded[k] + 1.0 if k.startswith("out_") else loaded[k] for k in loaded.files})
-            target.writestr(name, data)
-    data = out.read_bytes()
-    return Bundle(out, sha256_bytes(data), len(data), bundle.artifact, bundle.artifact_sha256)
-
-
 def bad_rollout(model: Path, port: int, private: Path, devices: list[str], work: Path) -> dict[str, Any]:
+    from edgekit.daemon.bundle import build_bundle
     from edgekit.daemon.signing import Signer
-    from edgekit.fleet.deploy import Deployer, rollout
-    from edgekit.fleet.status import FleetView
+    from edgekit.fleet.deploy import rollout
+    from edgekit.fleet.deployer import open_deployer
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    deployer = Deployer(client, FleetView())
-    client.on_connect = deployer.on_connect
-    client.on_subscribe = deployer.view.on_subscribe
-    client.on_message = deployer.on_message
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    deployer.view.wait_settled(10)
+    deployer = open_deployer(f"mqtt://127.0.0.1:{port}")
     try:
         return rollout(
-            deployer, wrong_check_bundle(model, work / "bad"), devices, Signer(private), canary=1, max_failures=1,
-            settle_s=0, max_slowdown=0.2, timeout_s=120, progress=log,
+            deployer, with_wrong_check(build_bundle(model, work / "bad"), work / "bad"), devices, Signer(private),
+            canary=1, max_failures=1, settle_s=0, max_slowdown=0.2, timeout_s=120, progress=log,
         )  # fmt: skip
     finally:
-        client.loop_stop()
-        client.disconnect()
+        deployer.close()
 
 
 # -- the parts --------------------------------------------------------------------------------

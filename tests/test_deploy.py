@@ -8,19 +8,18 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 
-from edgekit.daemon.bundle import Bundle, build_bundle, chunk_hashes, read_chunk, sha256_bytes
+from edgekit.daemon.bundle import Bundle, build_bundle, chunk_hashes, read_chunk
 from edgekit.daemon.signing import Signer, TrustedKeys, generate_key_pair
 from edgekit.errors import ConfigError, DeploymentError
-from edgekit.fleet.deploy import CHUNK_BYTES, Deployer, parse_max_failures, rollout
-from edgekit.fleet.status import FleetView
+from edgekit.fleet.deploy import parse_max_failures, rollout
+from edgekit.fleet.deployer import CHUNK_BYTES, Deployer, open_deployer
+from tools.fleet_bundles import with_wrong_check
 from tools.mqtt_brokers import CuttableProxy, Mosquitto, Recorder
 
 from .conftest import run_edgekit
@@ -36,28 +35,25 @@ def broker(tmp_path):
     mosquitto.stop()
 
 
-@pytest.fixture(scope="module")
-def second_model(trained, tmp_path_factory) -> Path:
-    """The shapes detector again, fp32: a different artifact for the same camera."""
+def _shapes_as(trained: dict[str, Path], folder: Path, name: str, format_name: str) -> Path:
     from edgekit.converters.pipeline import ConvertRequest, convert
     from edgekit.formats import Precision, get_format
 
-    out = tmp_path_factory.mktemp("deploy-model") / "shapes_fp32.tflite"
     source = trained["shapes-detector"] / "model.keras"
-    request = ConvertRequest(source=source, target=get_format("tflite"), precision=Precision.FP32, out=out)
+    request = ConvertRequest(source=source, target=get_format(format_name), precision=Precision.FP32, out=folder / name)
     return Path(convert(request)["artifact"])
+
+
+@pytest.fixture(scope="module")
+def second_model(trained, tmp_path_factory) -> Path:
+    """The shapes detector again, fp32: a different artifact for the same camera."""
+    return _shapes_as(trained, tmp_path_factory.mktemp("deploy-model"), "shapes_fp32.tflite", "tflite")
 
 
 @pytest.fixture(scope="module")
 def onnx_model(trained, tmp_path_factory) -> Path:
     """The shapes detector as ONNX: an artifact a device without ONNX Runtime cannot run."""
-    from edgekit.converters.pipeline import ConvertRequest, convert
-    from edgekit.formats import Precision, get_format
-
-    out = tmp_path_factory.mktemp("deploy-onnx") / "shapes.onnx"
-    source = trained["shapes-detector"] / "model.keras"
-    request = ConvertRequest(source=source, target=get_format("onnx"), precision=Precision.FP32, out=out)
-    return Path(convert(request)["artifact"])
+    return _shapes_as(trained, tmp_path_factory.mktemp("deploy-onnx"), "shapes.onnx", "onnx")
 
 
 @pytest.fixture(scope="module")
@@ -134,34 +130,9 @@ def test_deploy_swaps_between_two_frames_and_rollback_returns(tmp_path, broker, 
 
 
 def _connected_deployer(port: int, cls: type[Deployer] = Deployer) -> tuple[Any, Deployer]:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    deployer = cls(client, FleetView())
-    client.on_connect = deployer.on_connect
-    client.on_subscribe = deployer.view.on_subscribe
-    client.on_message = deployer.on_message
-    client.connect("127.0.0.1", port)
-    client.loop_start()
+    deployer = open_deployer(f"mqtt://127.0.0.1:{port}", deployer_class=cls)
     assert deployer.view.wait_settled(10)
-    return client, deployer
-
-
-def _with_wrong_check(bundle: Bundle, folder: Path) -> Bundle:
-    """The same model with check outputs it does not give: a model that loads but fails its check."""
-    import io
-
-    out = folder / f"bad-{bundle.path.name}"
-    with zipfile.ZipFile(bundle.path) as source, zipfile.ZipFile(out, "w") as target:
-        for name in source.namelist():
-            data = source.read(name)
-            if name == "check.npz":
-                with np.load(io.BytesIO(data)) as loaded:
-                    arrays = {k: (loaded[k] + 1.0 if k.startswith("out_") else loaded[k]) for k in loaded.files}
-                buffer = io.BytesIO()
-                np.savez(buffer, **arrays)
-                data = buffer.getvalue()
-            target.writestr(name, data)
-    data = out.read_bytes()
-    return Bundle(out, sha256_bytes(data), len(data), bundle.artifact, bundle.artifact_sha256)
+    return deployer.client, deployer
 
 
 class CorruptingDeployer(Deployer):
@@ -204,7 +175,7 @@ def test_refusals_corrupt_chunks_failed_checks_and_races(tmp_path, broker, detec
         assert recorder.wait_for(lambda r: any("signature does not match" in s for s in states(r)), 30)
 
         # A model that loads but fails its on-device check: failed, the old model keeps running.
-        bad = rollout(deployer, _with_wrong_check(bundle, tmp_path), ["cam-r"], signer, **quiet)
+        bad = rollout(deployer, with_wrong_check(bundle, tmp_path), ["cam-r"], signer, **quiet)
         assert not bad["complete"] and bad["devices"][0]["state"].startswith("failed: on-device check: output 0")
         count = len(recorder.results())
         assert recorder.wait_for(lambda r: len(r.results()) >= count + 10, 30)
@@ -260,7 +231,7 @@ def test_a_canary_that_fails_its_check_stops_the_rollout(tmp_path, broker, detec
         for recorder in recorders:
             wait_results(recorder, 5)
         client, deployer = _connected_deployer(broker.port)
-        bundle = _with_wrong_check(build_bundle(second_model, tmp_path / "bundle"), tmp_path)
+        bundle = with_wrong_check(build_bundle(second_model, tmp_path / "bundle"), tmp_path)
         result = rollout(
             deployer, bundle, ["cam-1", "cam-2"], Signer(private), canary=1, max_failures=1, settle_s=0,
             max_slowdown=0.2, timeout_s=90, progress=print,

@@ -118,8 +118,7 @@ def bench(
     request = ShapeRequest.parse(shape)
     targets = _devices(device, thread_counts)
     if record is not None:
-        from edgekit.outputs import check_output_file
-        from edgekit.predict.profiles.measurements import read_runs_text
+        from edgekit.predict.profiles.measurements import check_record_file
 
         if not any(t.here for t in targets):
             named = ", ".join(t.profile.name for t in targets) or "none given"
@@ -128,9 +127,7 @@ def bench(
                 hint="on the device, name its profile: --device NAME (edgekit profiles list; "
                 "edgekit profiles calibrate --name NAME makes one)",
             )
-        check_output_file(record, force=True)  # a folder there fails now, not after the timing
-        if record.is_file():
-            read_runs_text(record)
+        check_record_file(record)
     recorded: list[Any] = []
     plan: list[tuple[Path, str, int | None, Target | None]] = []
     skipped: list[dict[str, Any]] = []  # (model, device) pairs a profile cannot run: said, not fatal

@@ -22,7 +22,16 @@ COLUMNS = (
 )  # fmt: skip
 
 
-USERNAME_HELP = "Broker user (password from EDGEKIT_MQTT_PASSWORD or --password-file)."
+# The options the fleet's commands share (typer reads one Option object in as many commands as use it).
+BROKER = typer.Option("mqtt://127.0.0.1:1883", "--broker", help="mqtt://HOST:PORT.")
+DEVICES = typer.Option(None, "--devices", help="Comma-separated device ids.")
+EVERYONE = typer.Option(False, "--all", help="Every edgekit device online on the broker.")
+KEY = typer.Option(..., "--key", help="The deployment private key (edgekit fleet keygen).")
+USERNAME = typer.Option(
+    None, "--username", help="Broker user (password from EDGEKIT_MQTT_PASSWORD or --password-file)."
+)
+PASSWORD_FILE = typer.Option(None, "--password-file", help="File holding the broker password.")
+AS_JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
 
 def _login(username: str | None, password_file: Path | None) -> tuple[str, str | None] | None:
@@ -60,12 +69,12 @@ def _table(rows: list[dict[str, Any]]) -> Table:
 
 @app.command("status", cls=EdgekitCommand)
 def status(
-    broker: str = typer.Option("mqtt://127.0.0.1:1883", "--broker", help="mqtt://HOST:PORT."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    broker: str = BROKER,
+    as_json: bool = AS_JSON,
     watch: bool = typer.Option(False, "--watch", help="Keep the table live until Ctrl-C."),
     wait: float = typer.Option(5.0, "--wait", help="Seconds to wait for the broker's retained messages."),
-    username: str = typer.Option(None, "--username", help=USERNAME_HELP),
-    password_file: Path = typer.Option(None, "--password-file", help="File holding the broker password."),
+    username: str = USERNAME,
+    password_file: Path = PASSWORD_FILE,
 ) -> None:
     """Every device: online, model, fps, p99, buffered, last seen — from retained topics alone."""
     require_extra("paho", "device")
@@ -140,38 +149,6 @@ def keygen(
     stdout.print(f"wrote {private} (keep it on the deploying machine) and {public} (key {key_id(public.read_bytes())})")
 
 
-def _connect(
-    broker: str, login: tuple[str, str | None] | None, will: tuple[str, bytes] | None = None
-) -> tuple[Any, Any]:
-    from edgekit.daemon.broker_address import BrokerAddress
-    from edgekit.daemon.mqtt_protocol import connect_with_fallback, new_client
-    from edgekit.fleet.deploy import Deployer
-    from edgekit.fleet.status import FleetView
-
-    address = BrokerAddress.parse(broker)
-    holder: dict[str, Any] = {}
-
-    def make_client(protocol: int) -> Any:
-        client = new_client(protocol)
-        if login is not None:
-            client.username_pw_set(*login)
-        if will is not None:  # the rollout's record shows it interrupted if this client vanishes
-            client.will_set(will[0], will[1], qos=1, retain=True)
-        deployer = Deployer(client, FleetView())
-        holder["deployer"] = deployer
-        client.on_connect = deployer.on_connect
-        client.on_subscribe = deployer.view.on_subscribe
-        client.on_message = deployer.on_message
-        client.on_publish = deployer.on_publish
-        return client
-
-    client = connect_with_fallback(make_client, address.host, address.port)
-    deployer = holder["deployer"]
-    deployer.client = client
-    deployer.view.wait_settled(5.0)
-    return client, deployer
-
-
 def _targets(deployer: Any, devices: str | None, everyone: bool) -> list[str]:
     if bool(devices) == everyone:
         raise ConfigError("name the devices with --devices ID,ID… or pass --all")
@@ -215,10 +192,10 @@ def _raise_unfinished(result: dict[str, Any]) -> None:
 @app.command("bench", cls=EdgekitCommand)
 def bench(
     artifact: Path = typer.Argument(..., help="The model every device times (.tflite, .onnx, .xml)."),
-    broker: str = typer.Option("mqtt://127.0.0.1:1883", "--broker", help="mqtt://HOST:PORT."),
-    devices: str = typer.Option(None, "--devices", help="Comma-separated device ids."),
-    everyone: bool = typer.Option(False, "--all", help="Every edgekit device online on the broker."),
-    key: Path = typer.Option(..., "--key", help="The deployment private key (edgekit fleet keygen)."),
+    broker: str = BROKER,
+    devices: str = DEVICES,
+    everyone: bool = EVERYONE,
+    key: Path = KEY,
     runs: int = typer.Option(100, "--runs", help="Timed calls on each device."),
     warmup: int = typer.Option(10, "--warmup", help="Untimed calls first."),
     threads: int = typer.Option(1, "--threads", help="Threads the model runs with on each device."),
@@ -229,9 +206,9 @@ def bench(
         None, "--record", metavar="FILE", help="Append what the devices measured (for edgekit profiles refit)."
     ),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds the devices may take."),
-    username: str = typer.Option(None, "--username", help=USERNAME_HELP),
-    password_file: Path = typer.Option(None, "--password-file", help="File holding the broker password."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    username: str = USERNAME,
+    password_file: Path = PASSWORD_FILE,
+    as_json: bool = AS_JSON,
 ) -> None:
     """Every device times a model itself, beside what its profile predicts; --record keeps the runs."""
     require_extra("paho", "device")
@@ -240,28 +217,25 @@ def bench(
     from edgekit.daemon.bundle import build_bundle
     from edgekit.daemon.signing import Signer
     from edgekit.fleet.bench import fleet_bench
+    from edgekit.fleet.deployer import open_deployer
 
     if runs < 1 or warmup < 0 or threads < 1 or timeout <= 0:
         raise ConfigError("--runs and --threads must be at least 1, --warmup 0 or more, --timeout more than 0")
     if record is not None:
-        from edgekit.outputs import check_output_file
-        from edgekit.predict.profiles.measurements import read_runs_text
+        from edgekit.predict.profiles.measurements import check_record_file
 
-        check_output_file(record, force=True)
-        if record.is_file():
-            read_runs_text(record)
+        check_record_file(record)
     signer = Signer(key)
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as folder:
         bundle = build_bundle(artifact, Path(folder))
-        client, deployer = _connect(broker, _login(username, password_file))
+        deployer = open_deployer(broker, _login(username, password_file))
         try:
             result = fleet_bench(
                 deployer, bundle, _targets(deployer, devices, everyone), signer, runs=runs, warmup=warmup,
                 threads=threads, paused=paused, timeout_s=timeout, progress=lambda line: print(line, file=sys.stderr),
             )  # fmt: skip
         finally:
-            client.disconnect()
-            client.loop_stop()
+            deployer.close()
     records = [row["bench"]["record"] for row in result["devices"] if row["bench"] and row["bench"]["record"]]
     if record is not None:
         from edgekit.predict.profiles.measurements import RecordedRun, append_runs
@@ -292,18 +266,18 @@ def bench(
 
 def deploy(
     artifact: Path = typer.Argument(..., help="The model to deploy (.tflite, .onnx, .xml), its manifest beside it."),
-    broker: str = typer.Option("mqtt://127.0.0.1:1883", "--broker", help="mqtt://HOST:PORT."),
-    devices: str = typer.Option(None, "--devices", help="Comma-separated device ids."),
-    everyone: bool = typer.Option(False, "--all", help="Every edgekit device online on the broker."),
-    key: Path = typer.Option(..., "--key", help="The deployment private key (edgekit fleet keygen)."),
+    broker: str = BROKER,
+    devices: str = DEVICES,
+    everyone: bool = EVERYONE,
+    key: Path = KEY,
     canary: int = typer.Option(0, "--canary", help="Devices that get it first; the rest wait until they are fine."),
     max_failures: str = typer.Option("0", "--max-failures", help="Stop at this many failures (a count or N%)."),
     settle: float = typer.Option(10.0, "--settle", help="Seconds the canaries must keep their fps and p99."),
     max_slowdown: float = typer.Option(0.2, "--max-slowdown", help="How much slower a canary may get (0.2: 20 %)."),
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds each wave may take."),
-    username: str = typer.Option(None, "--username", help=USERNAME_HELP),
-    password_file: Path = typer.Option(None, "--password-file", help="File holding the broker password."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    username: str = USERNAME,
+    password_file: Path = PASSWORD_FILE,
+    as_json: bool = AS_JSON,
 ) -> None:
     """Send a model to devices over MQTT: checked on each device, swapped between two frames."""
     require_extra("paho", "device")
@@ -311,7 +285,8 @@ def deploy(
 
     from edgekit.daemon.bundle import build_bundle
     from edgekit.daemon.signing import Signer
-    from edgekit.fleet.deploy import deployer_will, new_deployment_id, parse_max_failures, rollout
+    from edgekit.fleet.deploy import parse_max_failures, rollout
+    from edgekit.fleet.deployer import deployer_will, new_deployment_id, open_deployer
 
     if canary < 0:
         raise ConfigError(f"--canary must be 0 or more, got {canary}")
@@ -321,9 +296,8 @@ def deploy(
     deployment = new_deployment_id()
     with tempfile.TemporaryDirectory(prefix="edgekit-deploy-") as folder:
         bundle = build_bundle(artifact, Path(folder))
-        client, deployer = _connect(
-            broker, _login(username, password_file), will=deployer_will(bundle.sha256, deployment)
-        )
+        # The rollout's record shows it interrupted if this client vanishes.
+        deployer = open_deployer(broker, _login(username, password_file), deployer_will(bundle.sha256, deployment))
         try:
             targets = _targets(deployer, devices, everyone)
             limit = parse_max_failures(max_failures, len(targets))
@@ -333,31 +307,30 @@ def deploy(
                 deployment=deployment,
             )  # fmt: skip
         finally:
-            client.disconnect()
-            client.loop_stop()
+            deployer.close()
     _report(result, as_json, f"{artifact.name}: deployment {result['deployment']}")
 
 
 def rollback(
-    broker: str = typer.Option("mqtt://127.0.0.1:1883", "--broker", help="mqtt://HOST:PORT."),
-    devices: str = typer.Option(None, "--devices", help="Comma-separated device ids."),
-    everyone: bool = typer.Option(False, "--all", help="Every edgekit device online on the broker."),
-    key: Path = typer.Option(..., "--key", help="The deployment private key (edgekit fleet keygen)."),
+    broker: str = BROKER,
+    devices: str = DEVICES,
+    everyone: bool = EVERYONE,
+    key: Path = KEY,
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds the devices may take."),
-    username: str = typer.Option(None, "--username", help=USERNAME_HELP),
-    password_file: Path = typer.Option(None, "--password-file", help="File holding the broker password."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    username: str = USERNAME,
+    password_file: Path = PASSWORD_FILE,
+    as_json: bool = AS_JSON,
 ) -> None:
     """Return devices to the model they ran before their last deployment."""
     require_extra("paho", "device")
     from edgekit.daemon.signing import Signer
     from edgekit.fleet.deploy import roll_back
+    from edgekit.fleet.deployer import open_deployer
 
     signer = Signer(key)
-    client, deployer = _connect(broker, _login(username, password_file))
+    deployer = open_deployer(broker, _login(username, password_file))
     try:
         result = roll_back(deployer, _targets(deployer, devices, everyone), signer, timeout_s=timeout)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        deployer.close()
     _report(result, as_json, "rollback")

@@ -79,12 +79,7 @@ def make_check(artifact: Path) -> bytes:
     contract = ModelContract.for_model(artifact)
     model = load_model(artifact, None, 1, own_process=False)
     try:
-        if len(model.inputs) != 1:
-            raise ConfigError(
-                f"{artifact.name} has {len(model.inputs)} inputs; a deployed model is fed one camera frame"
-            )
-        contract.check_input(model.inputs[0], artifact)
-        model.prepare({model.inputs[0].name: contract.frame_shape()})
+        contract.fit(model, artifact)
         frames = check_frames(contract.size)
         answers = run_check_frames(model, contract, frames)
     finally:

@@ -67,6 +67,17 @@ class ModelContract:
                 hint="re-run `edgekit convert` so the manifest matches the model",
             )
 
+    def fit(self, model: Any, path: Path) -> None:
+        """Check that the loaded ``model`` takes one camera frame as this contract makes it, and
+        prepare it at the frame's size (a dynamic input now, not at the first frame)."""
+        if len(model.inputs) != 1:
+            raise ConfigError(
+                f"{path.name} has {len(model.inputs)} inputs; the daemon feeds one camera frame to one input",
+                hint="bench or compare it instead (edgekit bench --data)",
+            )
+        self.check_input(model.inputs[0], path)
+        model.prepare({model.inputs[0].name: self.frame_shape()})
+
     def prepare(self, frame_bgr: np.ndarray) -> np.ndarray:
         image = preprocess_image(frame_bgr, self.preprocessing)
         if self.channels_first:

@@ -31,7 +31,7 @@ from edgekit.daemon.inference import HandOver, load_model
 from edgekit.daemon.mqtt import DaemonLink
 from edgekit.daemon.outbox import OfflineBuffer
 from edgekit.daemon.processing import ModelContract
-from edgekit.errors import BrokerError, ConfigError, InputNotFoundError
+from edgekit.errors import BrokerError, InputNotFoundError
 
 log = logging.getLogger("edgekit.daemon")
 
@@ -64,6 +64,7 @@ class Daemon:
         self._agent: Any = None
         self.model = config.model  # the model running now (a deployment changes it)
         self.model_sha256 = ""
+        self.profile: str | None = None  # the device profile that recognises this machine (in info)
         self._stale_batches = 0  # frames the capture thread may have prepared for the model before a swap
 
     # -- commands (from the broker's network thread) ------------------------------------------
@@ -108,15 +109,7 @@ class Daemon:
         runtime = load_model(self.model, config.runtime, config.threads, own_process=config.inference == "process")
         self._runtime = runtime
         try:  # whatever happens from here, the model (and its process) goes with the run
-            if len(runtime.inputs) != 1:
-                raise ConfigError(
-                    f"{self.model.name} has {len(runtime.inputs)} inputs; the daemon feeds one camera frame to "
-                    "one input",
-                    hint="bench or compare it instead (edgekit bench --data)",
-                )
-            contract.check_input(runtime.inputs[0], self.model)
-            # A dynamic input is prepared at the frame's size now, not at the first frame.
-            runtime.prepare({runtime.inputs[0].name: contract.frame_shape()})
+            contract.fit(runtime, self.model)
             check_source(config.source)
             return self._serve(runtime, contract)
         finally:
@@ -162,7 +155,6 @@ class Daemon:
             log.info("metrics on http://%s:%d/metrics", config.metrics_host, config.metrics_port)
         self._publish_info(link)
         if config.trust_key:
-            from edgekit.daemon.identity import recognised_profile
             from edgekit.daemon.signing import TrustedKeys
             from edgekit.daemon.updates import DeploymentAgent
 
@@ -170,7 +162,7 @@ class Daemon:
                 link=link, folder=config.deployments_path(), base_model=config.model, running=self.model,
                 running_sha256=self.model_sha256, trusted=TrustedKeys(config.trust_key),
                 max_bytes=config.deploy_max_bytes, runtime=config.runtime, threads=config.threads,
-                own_process=config.inference == "process", profile=recognised_profile(),
+                own_process=config.inference == "process", profile=self.profile,
             )  # fmt: skip
             self._agent.start()
         link.start()
@@ -326,7 +318,7 @@ class Daemon:
             "max_bytes": config.deploy_max_bytes,
             "swaps": self._agent.swaps if self._agent is not None else 0,
         }
-        self.model_sha256 = info["model"]["sha256"]
+        self.model_sha256, self.profile = info["model"]["sha256"], info["profile"]
         link.publish_retained("info", json.dumps(info).encode())
         if config.homeassistant:
             from edgekit.daemon.homeassistant import publish_discovery

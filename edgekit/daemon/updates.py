@@ -20,6 +20,7 @@ restart runs the deployed model, not the one ``--model`` named first.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -135,8 +136,9 @@ class DeploymentAgent:
         self._thread.join(timeout=5.0)
         with self._lock:
             candidate, self._ready = self._ready, None
-        for model in (candidate.model if candidate else None, self.benches.job):
-            model.close() if model is not None else None
+        for held in (candidate.model if candidate else None, self.benches.job):
+            if held is not None:
+                held.close()
 
     @property
     def waiting(self) -> bool:
@@ -252,13 +254,12 @@ class DeploymentAgent:
             self._roll_back(deployment, superseded)
             return
         bundle = offer.get("bundle") or {}
-        if bundle.get("sha256") == self._running_bundle() and offer.get("kind") == "bench":
+        if bundle.get("sha256") == self._running_bundle():  # the running model itself: nothing to fetch
             remember(self.folder, deployment)
-            self.benches.prepare(self.running, offer)  # the running model itself: nothing to fetch
-            return
-        if bundle.get("sha256") == self._running_bundle():
-            remember(self.folder, deployment)
-            self._publish_state(deployment, "active", model=self.running.name, sha256=self.running_sha256)
+            if offer.get("kind") == "bench":
+                self.benches.prepare(self.running, offer)
+            else:
+                self._publish_state(deployment, "active", model=self.running.name, sha256=self.running_sha256)
             return
         cannot = cannot_take(offer, self.max_bytes, self.folder, self.runtime)
         if cannot is not None:
@@ -316,11 +317,14 @@ class DeploymentAgent:
         self.link.remove_subscription(f"{ARTIFACT_TOPIC}/{download.sha256}/+")
         self._publish_state(deployment, "verifying")
         bundle_path = self.folder / f"{download.sha256}.zip"
+        whole = hashlib.sha256()  # hashed as it is written: the bundle is read from disk once
         with open(bundle_path.with_suffix(".partial"), "wb") as handle:
             for index in range(download.total):
-                handle.write((download.folder / f"{index}.chunk").read_bytes())
+                chunk = (download.folder / f"{index}.chunk").read_bytes()
+                whole.update(chunk)
+                handle.write(chunk)
         os.replace(bundle_path.with_suffix(".partial"), bundle_path)
-        if sha256_bytes(bundle_path.read_bytes()) != download.sha256:
+        if whole.hexdigest() != download.sha256:
             bundle_path.unlink()
             shutil.rmtree(download.folder, ignore_errors=True)
             raise DeploymentError("the assembled bundle's sha256 is not the offer's")
@@ -347,12 +351,7 @@ class DeploymentAgent:
         contract = ModelContract.for_model(artifact)
         model = load_model(artifact, runtime_for(self.runtime, artifact), self._threads, own_process=self._own_process)
         try:
-            if len(model.inputs) != 1:
-                raise DeploymentError(
-                    f"{artifact.name} has {len(model.inputs)} inputs; the daemon feeds one camera frame"
-                )
-            contract.check_input(model.inputs[0], artifact)
-            model.prepare({model.inputs[0].name: contract.frame_shape()})
+            contract.fit(model, artifact)
             if check is not None:
                 differs = check_differs(check, run_check_frames(model, contract, check["frames"]))
                 if differs is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from edgekit.daemon.bundle import Bundle
 from edgekit.daemon.signing import Signer
-from edgekit.fleet.deploy import Deployer, Progress, Target, new_deployment_id, offer_document, wait_for
+from edgekit.fleet.deployer import Deployer, Progress, Target, new_deployment_id, offer_document, wait_for
 
 
 def fleet_bench(

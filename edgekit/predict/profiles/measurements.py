@@ -64,6 +64,16 @@ def append_runs(path: Path, runs: list[RecordedRun]) -> None:
         staging.write_text(existing + lines)
 
 
+def check_record_file(path: Path) -> None:
+    """A ``--record`` file must be writable here and, where it exists, a measurements file:
+    checked before any timing, so a wrong one fails now and not after the runs."""
+    from edgekit.outputs import check_output_file
+
+    check_output_file(path, force=True)
+    if path.is_file():
+        read_runs_text(path)
+
+
 def read_runs_text(path: Path, what: str = "--record ", hint: str = "give another --record file") -> str:
     try:
         return path.read_text(encoding="utf-8")
