@@ -553,10 +553,15 @@ def test_signing_and_limits_alone(tmp_path) -> None:
         (["{model}", "--key", "{key}", "--canary", "-1"], ConfigError.exit_code, "edgekit: error: --canary"),
         (["{model}", "--key", "{key}"], ConfigError.exit_code, "edgekit: error: name the devices"),
         (["{model}", "--key", "{key}", "--devices", "nobody"], ConfigError.exit_code, "edgekit: error: no device"),
+        # scikit-learn's iris classifier as the onnxruntime wheel ships it: not a camera model
+        (["{iris}", "--key", "{key}", "--all"], ConfigError.exit_code, "edgekit: error: logreg_iris.onnx's input"),
     ],
 )
 def test_deploy_bad_input_is_one_line(tmp_path, broker, detector, keys, args, code, start) -> None:
-    values = {"model": str(detector), "key": str(keys[0]), "missing": str(tmp_path / "none.key")}
+    import onnxruntime
+
+    iris = Path(onnxruntime.__file__).parent / "datasets" / "logreg_iris.onnx"
+    values = {"model": str(detector), "key": str(keys[0]), "missing": str(tmp_path / "none.key"), "iris": str(iris)}
     result = deploy_cli(broker, *[a.format(**values) for a in args])
     assert result.returncode == code, result.stderr
     lines = result.stderr.strip().splitlines()

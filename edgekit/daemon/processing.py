@@ -16,6 +16,24 @@ from edgekit.tasks import CLASSIFICATION_TASKS
 from edgekit.tasks.detection import GridSpec, detect
 
 
+def _not_camera_frames(model: Path) -> str | None:
+    """Why ``model``'s inputs cannot be a camera frame (several inputs, not rank 4, integers), or
+    None where one image input is possible (then a manifest saying how is what is missing)."""
+    from edgekit.predict.graph import model_inputs
+
+    try:
+        specs = model_inputs(model)
+    except Exception:  # noqa: BLE001 - unreadable here: the manifest's own error line says enough
+        return None
+    if len(specs) != 1:
+        return f"{model.name} takes {len(specs)} inputs ({', '.join(s.name for s in specs)}), not one camera frame"
+    spec = specs[0]
+    image_dtype = np.issubdtype(np.dtype(spec.dtype), np.floating) or spec.dtype in ("uint8", "int8")
+    if len(spec.shape) != 4 or not image_dtype:
+        return f"{model.name}'s input {spec.name!r} is {spec.dtype} {format_shape(spec.shape)}, not an image"
+    return None
+
+
 @dataclass
 class ModelContract:
     """What the daemon needs to know about a model to feed it frames and read its answer."""
@@ -31,6 +49,12 @@ class ModelContract:
         description = model_description(model)
         pre = description.preprocessing
         if not isinstance(pre, ImagePreprocessing) or pre.size is None:
+            not_frames = _not_camera_frames(model)
+            if not_frames is not None:
+                raise ConfigError(
+                    f"{not_frames}: the daemon feeds camera frames to image models",
+                    hint=f"time it with `edgekit bench {model.name}` (--shape NAME=… for its dynamic sizes)",
+                )
             fmt = {".tflite": "tflite", ".onnx": "onnx", ".xml": "openvino"}.get(model.suffix, "tflite")
             raise ConfigError(
                 f"{model.name} has no image preprocessing in a manifest, so edgekit cannot feed it camera frames",
