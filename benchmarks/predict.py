@@ -1,11 +1,12 @@
 """How good edgekit's latency predictions are (issues 5 and 16), measured in one run.
 
-    python benchmarks/predict.py [--seconds 2] [--rounds 2] [--threads 1] [--no-write]
+    python benchmarks/predict.py [--seconds 0.7] [--rounds 6] [--threads 1] [--no-write]
 
 1. This machine: calibrate a profile here (edgekit.predict.calibrate: the calibration set, TFLite and
    ONNX Runtime, fp32 and int8), then build six architectures that are not in the calibration
    set, convert each four ways, time them and the calibration set together (``--rounds`` rounds,
-   each in a shuffled order, median of medians: the machine's drift falls on both alike), fit
+   each in a shuffled order, the lower quartile of each model's window medians: the machine's
+   drift and its slow spells fall on both alike; ONNX Runtime's operators timed too), fit
    the profile and predict each. Reported: median and worst absolute error,
    share within ±10 %, beside two FLOPs baselines: FLOPs ÷ peak, and FLOPs × one throughput
    fitted on the same calibration measurements. Goals (issue 16): at 1 thread median ≤ 8 %, worst
@@ -30,6 +31,8 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+import numpy as np  # noqa: E402
 
 from benchmarks.results_file import publish  # noqa: E402
 
@@ -72,11 +75,13 @@ def host_part(
     from edgekit.predict import peak_flops, predict
     from edgekit.predict.calibrate.run import (
         SYNTHETIC,
+        OperatorTimes,
         build_calibration_model,
         export,
         fit_profile,
         prepare_calibration,
         time_model,
+        time_operators,
     )
     from edgekit.predict.cost.fit import Point
     from edgekit.predict.graph import analyze
@@ -101,11 +106,15 @@ def host_part(
     # The calibration set and the test set are timed in the same rounds, in a shuffled order each
     # round: a shared machine's speed drifts by ±15 % over minutes, and timing the calibration
     # first and the test set after would show that drift as the cost model's error (all
-    # predictions too fast, or all too slow, by turns).
+    # predictions too fast, or all too slow, by turns). On top of the drift, a model's latency
+    # here jumps by 30–50 % for a second or more at a time (another machine's work on the same
+    # core), so each model gets many short windows and its latency is the lower quartile of their
+    # medians: the machine's speed when nothing else takes it, for calibration and test alike.
     calibration_paths = {m.path for m in calibration_models}
     work_list = [(m.path, m.engine, f"{m.name} {m.engine} {m.precision}") for m in calibration_models]
     work_list += [(path, engine, f"{name} {engine} {precision}") for name, engine, precision, path in artifacts]
     timings: dict[Path, list[float]] = {path: [] for path, _, _ in work_list}
+    operators: dict[Path, list[OperatorTimes]] = {m.path: [] for m in calibration_models}
     shuffler = random.Random(0)
     for round_index in range(rounds):
         order = list(work_list)
@@ -120,11 +129,16 @@ def host_part(
                     raise
                 failed.append(f"{label} ({exc.one_line()})")  # a converted model the runtime refuses: reported
                 continue
+            if path in calibration_paths and round_index in operator_rounds(rounds):
+                timed = time_operators(path, engine, threads, seconds)
+                if timed is not None:
+                    operators[path].append(timed)
             log(f"round {round_index + 1}: {label}: {timings[path][-1]:.2f} ms")
     points = [
-        Point(m.name, m.engine, m.precision, threads, m.features, statistics.median(timings[m.path]), m.network)
+        Point(m.name, m.engine, m.precision, threads, features_of(m, operators[m.path]), steady_ms(timings[m.path]),
+              m.network, fastest_operators([t.operators for t in operators[m.path]]))
         for m in calibration_models
-    ]
+    ]  # fmt: skip
     profile = fit_profile(
         skeleton, points, list(ENGINES), list(PRECISIONS), [threads], f"edgekit profiles calibrate --threads {threads}"
     )
@@ -156,7 +170,7 @@ def host_part(
         if not timings[path]:
             continue
         graph = analyze(path, engine)
-        measured = statistics.median(timings[path])
+        measured = steady_ms(timings[path])
         prediction = predict(graph, profile, engine=engine, threads=threads)
         peak = graph.flops / peak_flops(profile, "cpu", Features.from_graph(graph).precision, threads) * 1000
         fitted = graph.flops * flops_scale[(engine, precision)]
@@ -239,6 +253,30 @@ def host_part(
     if set(REFIT_SET) <= set(test_set):  # the refit folds in runs of the first set
         table += ["", *refit_part(profile, dumped, threads)]
     return table
+
+
+def steady_ms(windows: list[float]) -> float:
+    """A model's latency from its windows' medians: their lower quartile (see the rounds above)."""
+    return float(np.percentile(windows, 25))
+
+
+def features_of(model: Any, timed: list[Any]) -> Any:
+    """A calibration model's cost terms: as built, or as ONNX Runtime ran it when its operators were timed."""
+    return timed[0].features if timed else model.features
+
+
+def operator_rounds(rounds: int) -> set[int]:
+    """The rounds in which the calibration models' operators are timed too: the first and the middle one."""
+    return {0, rounds // 2}
+
+
+def fastest_operators(passes: list[tuple[tuple[Any, float], ...]]) -> tuple[tuple[Any, float], ...]:
+    """Each operator's time as the faster of its passes' medians (a pass can fall in a slow spell)."""
+    if not passes:
+        return ()
+    if len({len(p) for p in passes}) > 1:  # not the same operators each time: the first pass alone
+        return passes[0]
+    return tuple((terms, min(p[i][1] for p in passes)) for i, (terms, _) in enumerate(passes[0]))
 
 
 def goals_line(
@@ -377,8 +415,8 @@ def references_part() -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="timing per model and round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=0.7, help="timing per model and round")
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-host", action="store_true", help="only the published-reference part")
     parser.add_argument("--no-write", action="store_true")

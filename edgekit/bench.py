@@ -28,6 +28,9 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class BenchSettings:
+    """How long to time a model: ``runs`` inferences, or ``duration_s`` seconds, or (both given)
+    whichever comes first."""
+
     runs: int | None = 100
     duration_s: float | None = None
     warmup: int = 10
@@ -113,7 +116,7 @@ def measure(
         rss_after_warmup = process.memory_info().rss
         peak_rss = rss_after_warmup
         times: list[float] = []
-        total = settings.runs if settings.duration_s is None else None
+        total = settings.runs  # with a duration too, whichever comes first
         deadline = None if settings.duration_s is None else time.perf_counter() + settings.duration_s
         clock = time.perf_counter_ns
         while True:

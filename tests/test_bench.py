@@ -96,6 +96,19 @@ def test_duration_and_real_data(cli, models, trained) -> None:
     assert json.loads(result.stdout)["results"][0]["measured"]["runs"] > 5
 
 
+def test_runs_and_a_duration_together_stop_at_whichever_comes_first(models) -> None:
+    """What a calibration times a model with: a few runs end a fast model's timing early, a long
+    duration does not make it run on; a short duration ends it before a large run count."""
+    from edgekit.bench import BenchSettings, measure
+    from edgekit.runtimes import load_runtime
+
+    def timed(settings: BenchSettings) -> int:
+        return int(measure(lambda: load_runtime(models["tflite"]), settings)["runs"])
+
+    assert timed(BenchSettings(runs=7, duration_s=30.0, warmup=0)) == 7
+    assert 5 < timed(BenchSettings(runs=10_000_000, duration_s=0.2, warmup=0)) < 10_000_000
+
+
 def test_runs_without_tensorflow(models) -> None:
     """A device install has no TensorFlow: bench must not need it."""
     code = (

@@ -218,3 +218,41 @@ def test_a_matmul_over_many_rows_is_priced_as_a_gemm(tmp_path: Path, rows: int, 
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     features = Features.from_graph(analyze(path))
     assert (features.conv_macs, features.matmul_macs) == ((rows * 16 * 8, 0) if gemm else (0, rows * 16 * 8))
+
+
+@pytest.fixture(scope="module")
+def quantized_pools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The calibration graph whose pools a quantized graph keeps on 8-bit data (three max pools of
+    a concatenation, three average pools feeding a convolution, each 28×28×48), fp32 and int8."""
+    from edgekit.predict.calibrate.run import build_calibration_model, export
+
+    folder = tmp_path_factory.mktemp("pools")
+    model = build_calibration_model("quantized_pools")
+    return {p: export(model, "quantized_pools", "onnxruntime", p, folder) for p in ("fp32", "int8")}
+
+
+def test_onnx_runtime_8bit_pools_are_priced_per_output_and_float_pools_per_element(
+    quantized_pools: dict[str, Path],
+) -> None:
+    """ONNX Runtime runs a quantized graph's NCHW max pools and QLinearAveragePools through scalar
+    loops, an order of magnitude dearer than its float or channels-last pools: they are a term of
+    their own, priced by output. Five of the six pools run so; the last average pool, between two
+    int8 convolutions, runs channels-last and stays ordinary pooling work, as do the float graph's."""
+    from edgekit.predict.graph.features import Features
+
+    quantized = Features.from_graph(analyze(quantized_pools["int8"], "onnxruntime"))
+    assert quantized.scalar_pool_outputs == 5 * 28 * 28 * 48
+    assert quantized.pool_ops >= 28 * 28 * 48
+    plain = Features.from_graph(analyze(quantized_pools["fp32"], "onnxruntime"))
+    assert plain.scalar_pool_outputs == 0
+    assert plain.pool_ops >= 6 * 28 * 28 * 48
+
+
+def test_a_calibration_reads_every_operator_time_onnx_runtime_measured(quantized_pools: dict[str, Path]) -> None:
+    """With a timing budget, every operator ORT ran carries the median time its profiler measured
+    (what a calibration prices the terms on); without one, none does."""
+    timed = analyze(quantized_pools["int8"], "onnxruntime", timing_budget_s=0.2)
+    assert timed.ops and all(op.measured_s is not None and op.measured_s >= 0 for op in timed.ops)
+    convolutions = [op.measured_s or 0.0 for op in timed.ops if op.op_class is OpClass.CONV]
+    assert sum(convolutions) > 0
+    assert all(op.measured_s is None for op in analyze(quantized_pools["int8"], "onnxruntime").ops)

@@ -195,6 +195,59 @@ def test_leave_one_out_of_a_calibration_predicts_each_model_without_it() -> None
     assert max(abs(e) for e in errors.values()) < 0.05  # an exact linear world is predicted from the rest
 
 
+def test_operator_times_price_the_terms_and_the_networks_set_the_level() -> None:
+    """A world where ONNX Runtime's profiler times each operator at its kernel's price, while a
+    whole graph takes 1.15 × its operators' sum (the executor's work between them, which no
+    operator's time holds), and the prior is off by up to 3× either way: fitted on the operators,
+    with the networks setting the level, graphs the calibration never saw are predicted exactly."""
+    from edgekit.predict.cost.fit import Point, fit
+    from edgekit.predict.graph.features import TERMS, Features
+
+    rng = np.random.default_rng(1)
+    price = rng.uniform(0.5, 2.0, len(TERMS)) * 1e-10
+    ops_index = TERMS.index("ops")
+    price[ops_index] = 1e-6
+    extra = {"precision": "int8", "unknown_ops": 0, "flops": 0.0, "weight_bytes": 0, "peak_activation_bytes": 0}
+
+    def graph(count: int, size: float) -> tuple[Features, tuple[tuple[np.ndarray, float], ...], float]:
+        """A graph's features, its operators with their profiled times, and its whole time (ms)."""
+        operators = []
+        for _ in range(count):
+            x = np.zeros(len(TERMS))
+            chosen = rng.choice([i for i in range(len(TERMS)) if i != ops_index], size=2, replace=False)
+            x[chosen] = rng.uniform(0.1, 1.0, 2) * size
+            x[ops_index] = 1.0
+            operators.append((x, float(price @ x)))
+        total = np.sum([x for x, _ in operators], axis=0)
+        features = Features.from_dict({**dict(zip(TERMS, total, strict=True)), **extra})
+        return features, tuple(operators), 1.15 * sum(t for _, t in operators) * 1000
+
+    points = []
+    for i in range(12):
+        features, operators, measured = graph(int(rng.integers(20, 200)), 10 ** rng.uniform(4, 7))
+        points.append(Point(f"m{i}", "onnxruntime", "int8", 1, features, measured, i < 6, operators))
+    coefficients, low, high = fit(points, price * rng.uniform(0.3, 3.0, len(TERMS)))
+    assert low == pytest.approx(1.0, abs=0.01) and high == pytest.approx(1.0, abs=0.01)
+    for _ in range(3):
+        unseen, _, measured = graph(150, 1e5)
+        assert float(coefficients @ unseen.vector()) * 1000 == pytest.approx(measured, rel=0.01)
+
+
+def test_a_calibrations_band_is_a_prediction_interval_from_its_networks() -> None:
+    """Six networks each predicted by a fit without it say where the next one falls: wider than
+    their own spread (six values' 10th–90th percentiles are nearly their extremes), centred where
+    they err, and nothing to widen when every one was predicted exactly."""
+    from edgekit.predict.cost.fit import prediction_interval
+
+    ratios = [0.92, 1.08, 1.0, 0.96, 1.04, 1.0]
+    low, high = prediction_interval(ratios)
+    assert low < min(ratios) and high > max(ratios)
+    assert low * high == pytest.approx(float(np.prod(ratios)) ** (2 / len(ratios)))
+    slower = prediction_interval([r * 1.1 for r in ratios])
+    assert slower == pytest.approx((low * 1.1, high * 1.1))
+    assert prediction_interval([1.0] * 6) == pytest.approx((1.0, 1.0))
+
+
 def test_a_delegate_for_another_format_is_one_line_before_any_work(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from .test_graph import _onnx_with_mystery_op
 

@@ -205,3 +205,17 @@ def test_a_run_whose_model_is_alone_in_its_group_has_no_held_out_figure(cli, on_
 def test_record_into_a_folder_is_refused_before_timing(cli, models: list[Path], on_a_pi: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = cli("bench", str(models[0]), "--device", "rpi4", "--record", str(tmp_path))
     assert result.exit_code == 6 and "is a folder" in result.stderr
+
+
+def test_a_run_recorded_before_a_term_existed_counts_it_as_zero(tmp_path: Path) -> None:
+    """A measurements file written by an edgekit without a later cost term (the 8-bit pooling
+    outputs) is read, that term zero; one without a term edgekit always had is refused."""
+    from edgekit.predict.graph.features import LATER_TERMS
+
+    older = {t: v for t, v in _terms(conv_macs=1e6, ops=10).items() if t != "scalar_pool_outputs"}
+    assert "scalar_pool_outputs" in LATER_TERMS
+    record = tmp_path / "runs.jsonl"
+    record.write_text(_run_line("old.tflite", 1.0, older) + "\n")
+    (run,) = read_runs(record)
+    assert run.graph_features().scalar_pool_outputs == 0
+    assert run.graph_features().conv_macs == 1e6

@@ -231,22 +231,17 @@ def calibrate_from_kit(
     """Time a kit's models here and fit: no TensorFlow, no converter.
 
     TFLite models are priced from the kit's cost terms (the flatbuffer is the graph LiteRT runs
-    anywhere). ONNX models are read again here: ONNX Runtime prices the graph it optimizes for
-    the machine it runs on (blocked layouts on x86, not on ARM), which is the graph the device's
-    own predictions will read."""
-    from edgekit.predict.graph import analyze
-
+    anywhere). ONNX models are read again here, their operators timed: ONNX Runtime prices the
+    graph it optimizes for the machine it runs on (blocked layouts on x86, not on ARM), which is
+    the graph the device's own predictions will read."""
     kit = read_kit(kit_folder)
     chosen = []
     for m in kit.models:
         if m.engine not in engines or m.precision not in precisions:
             continue
-        path = kit_folder / m.file
-        if m.engine == "onnxruntime":
-            features = Features.from_graph(analyze(path, "onnxruntime"))
-        else:
-            features = Features.from_dict(m.features)
-        chosen.append(Timed(m.name, m.engine, m.precision, path, features, m.network))
+        # An ONNX model's terms are read here, as its operators are timed (time_all).
+        features = Features.from_dict(m.features) if m.engine == "tflite" else None
+        chosen.append(Timed(m.name, m.engine, m.precision, kit_folder / m.file, features, m.network))
     progress("measuring memory bandwidth")
     profile = host_profile_skeleton(name, measure_bandwidth_gbs())
     points = time_all(chosen, threads, seconds, progress)

@@ -25,7 +25,7 @@ from edgekit.errors import DeviceError
 from edgekit.predict.calibrate.clock import with_proven_clock
 from edgekit.predict.calibrate.synthetic import SYNTHETIC, build_synthetic
 from edgekit.predict.cost.coverage import term_shares
-from edgekit.predict.cost.fit import Point, fit, leave_one_out
+from edgekit.predict.cost.fit import Point, fit, leave_one_out, prediction_interval
 from edgekit.predict.cost.prior import prior_coefficients
 from edgekit.predict.graph import analyze
 from edgekit.predict.graph.features import TERMS, Features
@@ -48,6 +48,9 @@ ENGINES = {"tflite": ".tflite", "onnxruntime": ".onnx"}
 # Whole architectures; none of them is one the calibration is later judged on.
 NETWORKS = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v2_035", "squeezenet", "efficientnet_v2_b0", "xception")
 QUICK_SET = ("conv3x3_stack", "narrow_conv_stack", "depthwise_stack", "dense_stack", "elementwise_chain", "tiny_ops")
+# Of each model's timing at a thread count, the share ONNX Runtime's profiler gets to time its
+# operators (the rest times the whole graph, unprofiled: the profiler adds its own work).
+OPERATOR_TIMING_SHARE = 0.3
 
 
 def build_calibration_model(name: str, seed: int = 0) -> Any:
@@ -87,12 +90,17 @@ def export(model: Any, name: str, engine: str, precision: str, folder: Path) -> 
     return quantize_onnx(fp32, out, Precision(precision), calibration, keep_head_float=False)
 
 
+# A model's median is settled long before this many runs: a fast synthetic graph stops here, well
+# before its time is up (a device's calibration is minutes of exactly that).
+MAX_TIMED_RUNS = 300
+
+
 def time_model(path: Path, engine: str, threads: int, seconds: float) -> float:
-    """Median latency (ms) with edgekit's bench loop."""
+    """Median latency (ms) with edgekit's bench loop, over ``seconds`` or MAX_TIMED_RUNS runs."""
     from edgekit.bench import BenchSettings, measure
     from edgekit.runtimes import load_runtime
 
-    settings = BenchSettings(runs=None, duration_s=seconds, warmup=5)
+    settings = BenchSettings(runs=MAX_TIMED_RUNS, duration_s=seconds, warmup=5)
     result = measure(lambda: load_runtime(path, engine, threads=threads), settings)
     return float(result["p50_ms"])
 
@@ -180,17 +188,50 @@ class Timed:
     engine: str
     precision: str
     path: Path
-    features: Features
+    features: Features | None  # None: an ONNX Runtime model, read when its operators are timed
     network: bool
+
+
+@dataclass(frozen=True)
+class OperatorTimes:
+    """A graph as its runtime ran it with every operator timed: the graph's cost terms, and each
+    operator's with the seconds the runtime's profiler measured it take."""
+
+    features: Features
+    operators: tuple[tuple[np.ndarray, float], ...]
+
+
+def time_operators(path: Path, engine: str, threads: int, seconds: float) -> OperatorTimes | None:
+    """Every operator timed for ``seconds``, for the runtimes that time their operators (ONNX
+    Runtime); None for the others (LiteRT hands the whole graph to XNNPACK, which times nothing
+    apart)."""
+    if engine != "onnxruntime":
+        return None
+    from edgekit.predict.graph.features import features_of_ops
+
+    graph = analyze(path, engine, threads=threads, timing_budget_s=seconds)
+    timed = [op for op in graph.ops if op.measured_s is not None]
+    return OperatorTimes(
+        Features.from_graph(graph),
+        tuple((features_of_ops([op], graph.precision).vector(), float(op.measured_s or 0.0)) for op in timed),
+    )
 
 
 def time_all(models: list[Timed], threads: list[int], seconds: float, progress: Progress) -> list[Point]:
     points = []
     for m in models:
         for count in threads:
-            measured = time_model(m.path, m.engine, count, seconds)
+            whole = seconds * (1 - OPERATOR_TIMING_SHARE) if m.engine == "onnxruntime" else seconds
+            measured = time_model(m.path, m.engine, count, whole)
+            timed = time_operators(m.path, m.engine, count, seconds - whole)
+            features = timed.features if timed is not None else m.features
+            if features is None:
+                raise DeviceError(f"calibration model {m.name} ({m.engine}) has no cost terms to fit")
             progress(f"{m.name} · {m.engine} · {m.precision} · {count} thr: {measured:.2f} ms")
-            points.append(Point(m.name, m.engine, m.precision, count, m.features, measured, m.network))
+            points.append(
+                Point(m.name, m.engine, m.precision, count, features, measured, m.network,
+                      timed.operators if timed is not None else ())
+            )  # fmt: skip
     return points
 
 
@@ -217,8 +258,8 @@ def fit_profile(
                 # of the points it was fitted to are narrower than that (the networks set its level).
                 unseen = [1 / (1 + e) for m, e in held_out.items() if m in NETWORKS and e > -1]
                 if len(unseen) >= 3:
-                    low = min(low, float(np.quantile(unseen, 0.1)))
-                    high = max(high, float(np.quantile(unseen, 0.9)))
+                    interval = prediction_interval(unseen)
+                    low, high = min(low, interval[0]), max(high, interval[1])
                 fits.append(
                     CalibrationFit(
                         engine=engine,

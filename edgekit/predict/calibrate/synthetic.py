@@ -112,6 +112,24 @@ def _pool_stack(build: Build) -> Any:
     return build((56, 56, 32), pools)
 
 
+def _quantized_pools(build: Build) -> Any:
+    from keras import layers
+
+    # Pools where a quantized graph keeps them on 8-bit data: a max pool of a concatenation (ONNX
+    # Runtime leaves it between quantize and dequantize, in NCHW) and an average pool feeding a
+    # convolution (fused to a QLinearAveragePool, NCHW but for the last, which sits between two
+    # int8 convolutions and runs channels-last). The NCHW ones run scalar loops there.
+    def pools(y: Any) -> Any:
+        for _ in range(3):
+            left = layers.Conv2D(24, 1, activation="relu")(y)
+            right = layers.Conv2D(24, 3, padding="same", activation="relu")(y)
+            y = layers.MaxPooling2D(3, strides=1, padding="same")(layers.Concatenate()([left, right]))
+            y = layers.Conv2D(48, 1)(layers.AveragePooling2D(3, strides=1, padding="same")(layers.Conv2D(48, 1)(y)))
+        return y
+
+    return build((28, 28, 48), pools)
+
+
 def _pad_slice(build: Build) -> Any:
     from keras import layers
 
@@ -244,6 +262,7 @@ SYNTHETIC: dict[str, Builder] = {
     "narrow_depthwise": _narrow_depthwise,
     "hard_swish_chain": _hard_swish_chain,
     "pool_stack": _pool_stack,
+    "quantized_pools": _quantized_pools,
     "pad_slice": _pad_slice,
     "dense_stack": _dense_stack,
     "elementwise_chain": _elementwise_chain,

@@ -170,31 +170,75 @@ class Point:
     features: Features
     measured_ms: float
     network: bool = False  # a whole architecture, not a one-term synthetic graph: it sets the level
+    # Each operator's cost terms and the seconds the runtime's own profiler measured it take (ONNX
+    # Runtime): where a calibration has them, the terms are priced on the operators.
+    operators: tuple[tuple[np.ndarray, float], ...] = ()
 
 
 def fit(points: list[Point], prior: np.ndarray) -> tuple[np.ndarray, float, float]:
     """Non-negative least squares on relative error, with a weak pull towards ``prior``, then one
-    scale so that the whole networks among ``points`` are right on (geometric) average.
+    scale so that the whole networks among ``points`` are right on (geometric) average. Returns
+    the coefficients and the 10th/90th percentiles of measured / predicted.
 
-    The synthetic graphs are small and sit in cache; they set what each term costs relative to
-    the others, while the overall level is what whole networks show (left to the least squares
-    alone, the networks came out 15–25 % slower than predicted on every runtime). Returns the
-    coefficients and the 10th/90th percentiles of measured / predicted."""
-    from scipy.optimize import nnls
-
+    Where the points carry their operators' profiled times (ONNX Runtime), the rows are the
+    operators, thousands of them across every calibration graph, each priced on its own terms.
+    Otherwise they are the whole graphs: the synthetic graphs, small and in cache, set what each
+    term costs relative to the others. Either way the level is what whole networks show (the
+    profiler's times leave out the executor's work between operators; left to the least squares
+    alone, whole graphs came out 15–25 % slower than predicted on every runtime)."""
     points = [p for p in points if p.measured_ms > 0]
-    # Work in units of the prior so every coefficient is of order one.
-    rows = [p.features.vector() * prior / (p.measured_ms / 1000.0) for p in points]
-    pull = np.array([LOOSE_TERMS.get(t, PRIOR_WEIGHT) for t in TERMS])
-    a = np.vstack([*rows, np.diag(pull)])
-    b = np.concatenate([np.ones(len(rows)), pull])
-    scaled, _ = nnls(a, b)
-    coefficients = scaled * prior
+    operators = [op for p in points for op in p.operators]
+    if operators:
+        coefficients = _fit_rows(*_operator_rows(operators, prior), prior)
+    else:
+        rows = np.array([p.features.vector() * prior / (p.measured_ms / 1000.0) for p in points])
+        coefficients = _fit_rows(rows, np.ones(len(points)), prior)
     networks = [p.measured_ms / 1000.0 / float(coefficients @ p.features.vector()) for p in points if p.network]
     if networks:
         coefficients = coefficients * float(np.exp(np.mean(np.log(networks))))
     ratios = [p.measured_ms / 1000.0 / float(coefficients @ p.features.vector()) for p in points]
     return coefficients, float(np.quantile(ratios, 0.1)), float(np.quantile(ratios, 0.9))
+
+
+# ORT's profiler counts whole microseconds: a shorter operator is read as this long.
+SHORTEST_OPERATOR_S = 0.5e-6
+
+
+def _operator_rows(operators: list[tuple[np.ndarray, float]], prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One row per operator, in units of the prior, on relative error weighted by the square root
+    of the operator's time: a long operator's time is the better measured (the profiler's own
+    microsecond of bookkeeping is a smaller part of it) and counts for more of a network's."""
+    seconds = np.array([max(t, SHORTEST_OPERATOR_S) for _, t in operators])
+    weights = np.sqrt(seconds / np.median(seconds))
+    rows = np.array([x * prior for x, _ in operators]) / seconds[:, None] * weights[:, None]
+    return rows, weights
+
+
+def _fit_rows(rows: np.ndarray, targets: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """The coefficients (seconds per unit of each term) that best fit ``rows`` (in units of the
+    prior) to ``targets``, each term pulled gently towards the prior."""
+    from scipy.optimize import nnls
+
+    pull = np.array([LOOSE_TERMS.get(t, PRIOR_WEIGHT) for t in TERMS])
+    scaled, _ = nnls(np.vstack([rows, np.diag(pull)]), np.concatenate([targets, pull]))
+    return scaled * prior
+
+
+BAND_COVERAGE = 0.8  # a band is the 10th to the 90th percentile of what a new model measures
+
+
+def prediction_interval(ratios: list[float]) -> tuple[float, float]:
+    """Where measured / predicted of a model not yet seen falls, 8 times in 10, judged from the
+    ``ratios`` of a few models each predicted by a fit made without it: Student's t on their logs,
+    widened for the mean's own uncertainty (sqrt(1 + 1/n)). Six ratios' own 10th and 90th
+    percentiles are nearly their smallest and largest, and too narrow for the next model."""
+    from scipy.stats import t
+
+    logs = np.log(ratios)
+    n = len(logs)
+    half = float(t.ppf(0.5 + BAND_COVERAGE / 2, n - 1)) * float(np.std(logs, ddof=1)) * math.sqrt(1 + 1 / n)
+    centre = float(np.mean(logs))
+    return math.exp(centre - half), math.exp(centre + half)
 
 
 def leave_one_out(points: list[Point], prior: np.ndarray) -> dict[str, float]:

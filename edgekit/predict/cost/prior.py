@@ -20,6 +20,9 @@ GPU_EFFICIENCY = {
     "conv": 0.30, "output": 0.05, "depthwise": 0.08, "matmul": 0.15, "element": 0.05, "activation": 0.02,
     "fallback": 0.02, "bandwidth": 0.4,
 }  # fmt: skip
+# A scalar loop per output (ONNX Runtime's 8-bit pooling outside its vector kernels): a window's
+# loads, compares or adds, and the requantization, one element at a time.
+SCALAR_CYCLES_PER_OUTPUT = 30
 CPU_DISPATCH_S = 3e-6  # per operator: the interpreter's call and the thread pool's fork/join
 GPU_DISPATCH_S = 25e-6  # per kernel launch on a mobile GPU
 DEFAULT_PARALLEL_FRACTION = 0.85
@@ -94,6 +97,7 @@ def prior_coefficients(profile: DeviceProfile, processor: str, precision: str, c
         "activation_ops": 1 / (element_per_s * e["activation"]),
         "broadcast_ops": 1 / (element_per_s * e["element"]),
         "pool_ops": 1 / (element_per_s * e["element"]),
+        "scalar_pool_outputs": SCALAR_CYCLES_PER_OUTPUT / (clock_ghz * 1e9),
         "memory_ops": 1 / (element_per_s * e["element"]),
         "fallback_ops": 1 / (element_per_s * e["fallback"]),
         "partitions": dispatch * 5,

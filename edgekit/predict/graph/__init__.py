@@ -42,13 +42,21 @@ def model_inputs(path: Path) -> list[TensorSpec]:
 
 
 def analyze(
-    path: Path, engine: str | None = None, shapes: Shapes | None = None, feeds: dict[str, np.ndarray] | None = None
+    path: Path,
+    engine: str | None = None,
+    shapes: Shapes | None = None,
+    feeds: dict[str, np.ndarray] | None = None,
+    *,
+    threads: int = 1,
+    timing_budget_s: float = 0.0,
 ) -> GraphCost:
     """Analyze a .tflite, .onnx or OpenVINO .xml model at the input ``shapes`` it will run at
     (edgekit.inputs resolves them; None: the model's own static shape, a dynamic batch as 1,
     anything else dynamic an error). ``engine`` names the runtime that will run it where that
     changes what runs (ONNX Runtime's fusion of a quantized graph); ``feeds`` are real inputs for
-    the one inference an ONNX model's shapes are read from (random at ``shapes`` otherwise)."""
+    the one inference an ONNX model's shapes are read from (random at ``shapes`` otherwise).
+    For ONNX Runtime, a ``timing_budget_s`` also times every operator with ORT's profiler on
+    ``threads`` threads (``OpCost.measured_s``), for a calibration."""
     from edgekit.inputs import ResolvedInput, ShapeOrigin, random_inputs, resolve, shapes_of
 
     path = Path(path)
@@ -70,6 +78,10 @@ def analyze(
         feeds = random_inputs(
             [ResolvedInput(s.name, s.float_dtype, tuple(shapes[s.name]), ShapeOrigin.MODEL, s.shape) for s in specs]
         )
-    as_run = read_onnx_as_run(path, feeds) if feeds is not None and engine == "onnxruntime" else None
+    as_run = (
+        read_onnx_as_run(path, feeds, threads=threads, timing_budget_s=timing_budget_s)
+        if feeds is not None and engine == "onnxruntime"
+        else None
+    )
     ops, inputs, fmt = as_run or readers[suffix](path, shapes, feeds)
     return cost_of(ops, inputs, path, fmt)

@@ -21,7 +21,10 @@ from edgekit.predict.graph.ir import GraphCost, OpClass
 # does in float has a term of its own, priced at the float rate. Depthwise convolutions with more
 # than 25 taps (7×7 and up) have one too: XNNPACK has fast single-pass kernels up to 5×5 and runs
 # larger ones through a generic path, 12× (fp32) to 37× (int8) slower per MAC on the machine this
-# was found on, where ONNX Runtime prices them like any other depthwise MAC.
+# was found on, where ONNX Runtime prices them like any other depthwise MAC. ONNX Runtime's 8-bit
+# pooling outside its channels-last kernels (a MaxPool between quantize and dequantize, an NCHW
+# QLinearAveragePool) runs a scalar loop per output: 8–20 ns an output here, against 0.1–0.3 ns an
+# input element for its float and channels-last pools; it is priced per output (`scalar_pool_outputs`).
 TERMS = (
     "conv_macs",
     "conv_outputs",
@@ -38,6 +41,7 @@ TERMS = (
     "activation_ops",
     "broadcast_ops",
     "pool_ops",
+    "scalar_pool_outputs",
     "memory_ops",
     "fallback_ops",
     "partitions",
@@ -45,6 +49,20 @@ TERMS = (
     "ops",
 )
 
+
+# Terms added after the first recorded runs, kits and calibrations were written: what was written
+# before a term existed lacks it, and it counted as zero there (no such operator was priced apart).
+LATER_TERMS = (
+    "fallback_ops",
+    "partitions",
+    "float_macs",
+    "large_depthwise_macs",
+    "generic_depthwise_macs",
+    "generic_depthwise_channels",
+    "quant_ops",
+    "depthwise_tail_macs",
+    "scalar_pool_outputs",
+)
 
 LARGE_KERNEL_TAPS = 25  # 5×5: the largest depthwise kernel XNNPACK has a single-pass kernel for
 CHANNEL_BLOCK = 16  # channels a depthwise kernel's vector loop takes at a time (16 int8 lanes)
@@ -73,6 +91,7 @@ class Features:
     activation_ops: float
     broadcast_ops: float
     pool_ops: float
+    scalar_pool_outputs: float  # outputs of pooling ONNX Runtime runs through its scalar 8-bit loops
     memory_ops: float
     fallback_ops: float  # output elements of operators the CPU delegate leaves to slower kernels
     partitions: float  # hand-overs between the delegate and those kernels
@@ -96,16 +115,8 @@ class Features:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Features:
-        # Tables written before a term existed lack it: it counted as zero there.
         defaults = {
-            "fallback_ops": 0.0,
-            "partitions": 0.0,
-            "float_macs": 0.0,
-            "large_depthwise_macs": 0.0,
-            "generic_depthwise_macs": 0.0,
-            "generic_depthwise_channels": 0.0,
-            "quant_ops": 0.0,
-            "depthwise_tail_macs": 0.0,
+            **dict.fromkeys(LATER_TERMS, 0.0),
             # Not cost terms: a device's recorded run may carry only the terms.
             "unknown_ops": 0,
             "flops": 0.0,
@@ -162,7 +173,7 @@ def features_of_ops(
             for op in ops
             if op.known
             and op.family == family
-            and not (what == "macs" and (op.float_path or op.generic_path or large(op)))
+            and not (what == "macs" and (op.float_path or op.generic_path or op.scalar_path or large(op)))
         ]
         return float(sum(op.macs if what == "macs" else op.out_elements for op in chosen))
 
@@ -185,6 +196,7 @@ def features_of_ops(
         activation_ops=total("activation"),
         broadcast_ops=total("broadcast"),
         pool_ops=total(OpClass.POOL.value),
+        scalar_pool_outputs=float(sum(op.out_elements for op in ops if op.known and op.scalar_path)),
         memory_ops=total(OpClass.MEMORY.value),
         # A copy (concatenation, reshape) costs the same in the runtime's own kernels: only
         # computing operators left out of the delegate are priced as fallbacks.

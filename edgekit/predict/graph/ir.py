@@ -122,6 +122,12 @@ class OpCost:
     # True: a depthwise convolution ONNX Runtime runs through its generic grouped convolution, one
     # GEMM per channel (outside its blocked layout, or in float in a quantized graph).
     generic_path: bool = False
+    # True: a pooling operator ONNX Runtime runs through a scalar loop over 8-bit data (outside its
+    # channels-last kernels): an order of magnitude dearer per element than its other pools.
+    scalar_path: bool = False
+    # Seconds the runtime's own profiler measured this operator take (median of several runs), where
+    # the graph was read with its operators timed (a calibration); None otherwise.
+    measured_s: float | None = None
     channels: int = 0  # output channels (its layout's channel dimension); 0 where it has none
     # Element-wise work splits by what a kernel does per element: cheap arithmetic, a
     # transcendental activation, or a broadcast against a differently shaped operand.

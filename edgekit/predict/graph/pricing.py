@@ -137,6 +137,8 @@ def price(op: Op) -> OpCost:
         delegated=not op.attrs.get("undelegated", False),
         float_path=bool(op.attrs.get("float_path", False)) and op_class in COMPUTE_CLASSES,
         generic_path=bool(op.attrs.get("generic_kernel", False)) and op_class is OpClass.DEPTHWISE,
+        scalar_path=bool(op.attrs.get("scalar_kernel", False)) and op_class is OpClass.POOL,
+        measured_s=op.attrs.get("measured_s"),
         channels=_channels(op),
         family=_family(op, op_class),
     )

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from edgekit.predict.graph.features import TERMS, Features
+from edgekit.predict.graph.features import LATER_TERMS, TERMS, Features
 from edgekit.predict.profiles.references import reference_names
 
 
@@ -138,10 +138,10 @@ class CalibrationFit(_Strict):
     coefficients: dict[str, float] = Field(..., description="seconds per unit of each cost term")
     residual_low: float = Field(
         ...,
-        description="10th percentile of measured / predicted: the lower of the calibration set's and of its "
-        "networks' each predicted by a fit without it",
+        description="low end of measured / predicted: the lower of the calibration set's 10th percentile and of "
+        "an 80 % prediction interval from its networks, each predicted by a fit without it (Student's t)",
     )
-    residual_high: float = Field(..., description="90th percentile of measured / predicted, likewise")
+    residual_high: float = Field(..., description="high end of measured / predicted, likewise (the higher of the two)")
     points: dict[str, float] = Field(..., description="calibration model → measured median latency (ms)")
     leave_one_out_errors: dict[str, float] | None = Field(
         None, description="calibration model → predicted / measured − 1 by a fit made without that model"
@@ -156,12 +156,13 @@ class CalibrationFit(_Strict):
 
 def check_cost_terms(value: dict[str, Any]) -> dict[str, Any]:
     """A model's cost terms as a recorded run or a kit holds them: every term of the cost model
-    there, each a finite number ≥ 0 (other keys, as a later edgekit may add, are ignored)."""
-    missing = [term for term in TERMS if term not in value]
+    there, each a finite number ≥ 0 (other keys, as a later edgekit may add, are ignored; a term
+    added after it was written is zero there)."""
+    missing = [term for term in TERMS if term not in value and term not in LATER_TERMS]
     if missing:
         raise ValueError(f"lacks the cost terms {', '.join(missing)}")
     for term in TERMS:
-        number = value[term]
+        number = value.get(term, 0.0)
         if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number) or number < 0:
             raise ValueError(f"cost term {term} must be a finite number ≥ 0, got {number!r}")
     return value
