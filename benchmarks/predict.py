@@ -5,7 +5,7 @@
 1. This machine: calibrate a profile here (edgekit.predict.calibrate: the calibration set, TFLite and
    ONNX Runtime, fp32 and int8), then build six architectures that are not in the calibration
    set, convert each four ways, time them and the calibration set together (``--rounds`` rounds,
-   each in a shuffled order, the lower quartile of each model's window medians: the machine's
+   each in a shuffled order, the fastest of each model's window medians: the machine's
    drift and its slow spells fall on both alike; ONNX Runtime's operators timed too), fit
    the profile and predict each. Reported: median and worst absolute error,
    share within ±10 %, beside two FLOPs baselines: FLOPs ÷ peak, and FLOPs × one throughput
@@ -32,7 +32,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import numpy as np  # noqa: E402
 
 from benchmarks.results_file import publish  # noqa: E402
 
@@ -80,6 +79,7 @@ def host_part(
         export,
         fit_profile,
         prepare_calibration,
+        steady_ms,
         time_model,
         time_operators,
     )
@@ -108,15 +108,21 @@ def host_part(
     # first and the test set after would show that drift as the cost model's error (all
     # predictions too fast, or all too slow, by turns). On top of the drift, a model's latency
     # here jumps by 30–50 % for a second or more at a time (another machine's work on the same
-    # core), so each model gets many short windows and its latency is the lower quartile of their
-    # medians: the machine's speed when nothing else takes it, for calibration and test alike.
+    # core), so each model gets many short windows and its latency is the fastest of their
+    # medians (steady_ms): the machine's speed when nothing else takes it, for calibration and
+    # test alike.
     calibration_paths = {m.path for m in calibration_models}
     work_list = [(m.path, m.engine, f"{m.name} {m.engine} {m.precision}") for m in calibration_models]
     work_list += [(path, engine, f"{name} {engine} {precision}") for name, engine, precision, path in artifacts]
     timings: dict[Path, list[float]] = {path: [] for path, _, _ in work_list}
     operators: dict[Path, list[OperatorTimes]] = {m.path: [] for m in calibration_models}
     shuffler = random.Random(0)
+    kit_profile = None
     for round_index in range(rounds):
+        if kit is not None and round_index == rounds // 2:
+            # The same set from a kit, timed as a device would (profiles calibrate --kit), in the
+            # middle of the rounds: the machine's drift over the run falls on it as on the rest.
+            kit_profile = calibrate_from_kit_here(kit, threads)
         order = list(work_list)
         shuffler.shuffle(order)
         for path, engine, label in order:
@@ -143,15 +149,6 @@ def host_part(
         skeleton, points, list(ENGINES), list(PRECISIONS), [threads], f"edgekit profiles calibrate --threads {threads}"
     )
     assert profile.calibration is not None
-    kit_profile = None
-    if kit is not None:  # the same set from a kit, timed the way a device would (profiles calibrate --kit)
-        from edgekit.predict.calibrate.kit import calibrate_from_kit
-
-        log(f"calibrating from the kit {kit} …")
-        kit_profile = calibrate_from_kit(
-            "kit-host", kit, engines=list(ENGINES), precisions=list(PRECISIONS), threads=[threads], seconds=1.0,
-            command=f"edgekit profiles calibrate --kit {kit} --threads {threads}", progress=log,
-        )  # fmt: skip
     # FLOPs baseline 2: one throughput per engine and precision, fitted on the calibration points.
     flops_scale: dict[tuple[str, str], float] = {}
     dumped: list[dict[str, Any]] = []
@@ -199,7 +196,12 @@ def host_part(
     if dump is not None:  # every point's features and timing, to study the cost model without re-timing
         import json
 
-        dump.write_text(json.dumps({"profile": profile.model_dump(mode="json"), "points": dumped}, indent=1))
+        kit_errors = {f"{r['model']} {r['engine']} {r['precision']}": r["kit_error"] for r in rows}
+        dump.write_text(
+            json.dumps(
+                {"profile": profile.model_dump(mode="json"), "points": dumped, "kit_errors": kit_errors}, indent=1
+            )
+        )
     table = [
         f"Host: {profile.cpu.model}, {threads} thread(s). Calibrated on "
         f"{len(next(iter(profile.calibration.fits)).points)} models per engine × precision "
@@ -255,9 +257,14 @@ def host_part(
     return table
 
 
-def steady_ms(windows: list[float]) -> float:
-    """A model's latency from its windows' medians: their lower quartile (see the rounds above)."""
-    return float(np.percentile(windows, 25))
+def calibrate_from_kit_here(kit: Path, threads: int) -> Any:
+    from edgekit.predict.calibrate.kit import calibrate_from_kit
+
+    log(f"calibrating from the kit {kit} …")
+    return calibrate_from_kit(
+        "kit-host", kit, engines=list(ENGINES), precisions=list(PRECISIONS), threads=[threads], seconds=1.0,
+        command=f"edgekit profiles calibrate --kit {kit} --threads {threads}", progress=log,
+    )  # fmt: skip
 
 
 def features_of(model: Any, timed: list[Any]) -> Any:

@@ -178,6 +178,44 @@ def test_calibrate_then_predict_this_machine(tflite_model: Path, tmp_path: Path)
     assert row["predicted"]["basis"].startswith("calibrated on this machine")
 
 
+def test_a_calibration_times_each_model_in_rounds_and_a_slow_spell_does_not_bend_it(monkeypatch) -> None:
+    """Each model and thread count is timed in windows a round apart (its seconds split
+    between them, an ONNX Runtime model's operators timed once in the first round); a window in
+    which the machine ran at half speed does not make that model's latency."""
+    from edgekit.predict.calibrate import run
+    from edgekit.predict.graph.features import TERMS, Features
+
+    extra = {"precision": "fp32", "unknown_ops": 0, "flops": 0.0, "weight_bytes": 0, "peak_activation_bytes": 0}
+    features = Features.from_dict({**dict.fromkeys(TERMS, 1.0), **extra})
+    timed: list[tuple[str, int, float]] = []
+    profiled: list[tuple[str, int, float]] = []
+
+    def time_model(path: Path, engine: str, threads: int, seconds: float) -> float:
+        timed.append((path.name, threads, seconds))
+        slow_spell = path.name == "b.onnx" and len([t for t in timed if t[0] == "b.onnx"]) == 1
+        return 10.0 / threads * (2.0 if slow_spell else 1.0)
+
+    def time_operators(path: Path, engine: str, threads: int, seconds: float) -> run.OperatorTimes | None:
+        profiled.append((path.name, threads, seconds))
+        return run.OperatorTimes(features, ((features.vector(), 0.001),)) if engine == "onnxruntime" else None
+
+    monkeypatch.setattr(run, "time_model", time_model)
+    monkeypatch.setattr(run, "time_operators", time_operators)
+    models = [
+        run.Timed("a", "tflite", "fp32", Path("a.tflite"), features, True),
+        run.Timed("b", "onnxruntime", "fp32", Path("b.onnx"), None, True),
+    ]
+    points = run.time_all(models, [1, 2], 1.5, lambda _line: None)
+    assert [(p.model, p.threads, p.measured_ms) for p in points] == [
+        ("a", 1, 10.0), ("a", 2, 5.0), ("b", 1, 10.0), ("b", 2, 5.0)
+    ]  # fmt: skip
+    assert len(timed) == 4 * run.CALIBRATION_ROUNDS
+    assert sum(s for name, _, s in timed if name == "a.tflite") == pytest.approx(2 * 1.5)
+    assert sorted(profiled) == [("a.tflite", 1, 0.0), ("a.tflite", 2, 0.0), ("b.onnx", 1, pytest.approx(0.45)),
+                                ("b.onnx", 2, pytest.approx(0.45))]  # fmt: skip
+    assert points[2].operators and points[2].features == features and not points[0].operators
+
+
 def test_leave_one_out_of_a_calibration_predicts_each_model_without_it() -> None:
     from edgekit.predict.cost.fit import Point, leave_one_out
     from edgekit.predict.graph.features import TERMS, Features

@@ -93,6 +93,7 @@ def export(model: Any, name: str, engine: str, precision: str, folder: Path) -> 
 # A model's median is settled long before this many runs: a fast synthetic graph stops here, well
 # before its time is up (a device's calibration is minutes of exactly that).
 MAX_TIMED_RUNS = 300
+WARMUP_RUNS = 2  # after the first inference (XNNPACK packs its weights there): steady from then on
 
 
 def time_model(path: Path, engine: str, threads: int, seconds: float) -> float:
@@ -100,7 +101,7 @@ def time_model(path: Path, engine: str, threads: int, seconds: float) -> float:
     from edgekit.bench import BenchSettings, measure
     from edgekit.runtimes import load_runtime
 
-    settings = BenchSettings(runs=MAX_TIMED_RUNS, duration_s=seconds, warmup=5)
+    settings = BenchSettings(runs=MAX_TIMED_RUNS, duration_s=seconds, warmup=WARMUP_RUNS)
     result = measure(lambda: load_runtime(path, engine, threads=threads), settings)
     return float(result["p50_ms"])
 
@@ -217,21 +218,54 @@ def time_operators(path: Path, engine: str, threads: int, seconds: float) -> Ope
     )
 
 
-def time_all(models: list[Timed], threads: list[int], seconds: float, progress: Progress) -> list[Point]:
-    points = []
-    for m in models:
-        for count in threads:
+# A model's seconds at a thread count are spread over this many windows, the set timed in a
+# shuffled order each round: a shared machine slows by 30–50 % for seconds at a time, and one
+# window per model would let such a spell fall on a few models and bend the fit towards them.
+# (Each window loads the model again: a third round took the kit's device part from 3.4 to 3.9
+# minutes on two cores, against a goal of 4.)
+CALIBRATION_ROUNDS = 2
+
+
+def steady_ms(windows: list[float]) -> float:
+    """A model's latency from the medians of its timing windows: the fastest, the machine's speed
+    when nothing else takes it (a dedicated device's windows barely differ)."""
+    return min(windows)
+
+
+def time_all(
+    models: list[Timed], threads: list[int], seconds: float, progress: Progress, rounds: int = CALIBRATION_ROUNDS
+) -> list[Point]:
+    """Every model at every thread count, ``seconds`` each, over ``rounds`` rounds; an ONNX
+    Runtime model's operators are timed in the first (OPERATOR_TIMING_SHARE of its seconds)."""
+    import random
+
+    jobs = [(index, count) for index in range(len(models)) for count in threads]
+    windows: dict[tuple[int, int], list[float]] = {job: [] for job in jobs}
+    profiled: dict[tuple[int, int], OperatorTimes | None] = {}
+    shuffler = random.Random(0)
+    for round_index in range(rounds):
+        order = list(jobs)
+        shuffler.shuffle(order)
+        for index, count in order:
+            m = models[index]
             whole = seconds * (1 - OPERATOR_TIMING_SHARE) if m.engine == "onnxruntime" else seconds
-            measured = time_model(m.path, m.engine, count, whole)
-            timed = time_operators(m.path, m.engine, count, seconds - whole)
-            features = timed.features if timed is not None else m.features
-            if features is None:
-                raise DeviceError(f"calibration model {m.name} ({m.engine}) has no cost terms to fit")
-            progress(f"{m.name} · {m.engine} · {m.precision} · {count} thr: {measured:.2f} ms")
-            points.append(
-                Point(m.name, m.engine, m.precision, count, features, measured, m.network,
-                      timed.operators if timed is not None else ())
-            )  # fmt: skip
+            windows[index, count].append(time_model(m.path, m.engine, count, whole / rounds))
+            if round_index == 0:
+                profiled[index, count] = time_operators(m.path, m.engine, count, seconds - whole)
+            progress(
+                f"round {round_index + 1}/{rounds}: {m.name} · {m.engine} · {m.precision} · {count} thr: "
+                f"{windows[index, count][-1]:.2f} ms"
+            )
+    points = []
+    for index, count in jobs:
+        m, timed = models[index], profiled[index, count]
+        features = timed.features if timed is not None else m.features
+        if features is None:
+            raise DeviceError(f"calibration model {m.name} ({m.engine}) has no cost terms to fit")
+        points.append(
+            Point(m.name, m.engine, m.precision, count, features, steady_ms(windows[index, count]), m.network,
+                  timed.operators if timed is not None else ())
+        )  # fmt: skip
     return points
 
 
